@@ -1,0 +1,79 @@
+"""ЕЛК identity provider: the composition root.
+
+``create_app`` reads settings, picks adapters for the ports, builds the services and the
+authorization server, and registers the blueprints. Nothing is built at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from idp.config import Settings, load_settings
+
+MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
+
+
+def _store(settings: Settings):
+    if settings.redis_url:
+        from idp.adapters.store_redis import RedisStore
+
+        return RedisStore(settings.redis_url, settings.redis_prefix)
+    from idp.adapters.store_memory import MemoryStore
+
+    return MemoryStore()
+
+
+def create_app(settings: Settings | None = None, notifier=None, store=None) -> Flask:
+    settings = settings or load_settings()
+    if settings.issuer.startswith("http://"):
+        # Authlib refuses plain HTTP unless told; load_settings allows it only on loopback.
+        os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"
+
+    from idp.adapters.logout_http import HttpLogoutNotifier
+    from idp.extensions import csrf, db, migrate
+    from idp.oidc.server import OIDCServer
+    from idp.services.container import build_services
+    from idp.web import register_web
+
+    app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        MAX_CONTENT_LENGTH=64 * 1024,
+        SESSION_COOKIE_NAME="__Host-elk_csrf" if settings.secure_cookies else "elk_csrf",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_SSL_STRICT=False,
+        JSON_AS_ASCII=False,
+        PREFERRED_URL_SCHEME="https" if settings.secure_cookies else "http",
+    )
+    app.json.ensure_ascii = False
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app,
+            x_for=settings.trusted_proxies,
+            x_proto=settings.trusted_proxies,
+            x_host=settings.trusted_proxies,
+        )
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR)
+    csrf.init_app(app)
+
+    store = store or _store(settings)
+    notifier = notifier or HttpLogoutNotifier(settings.backchannel_logout_timeout)
+    with app.app_context():
+        services = build_services(settings, db.session, store, notifier)
+        server = OIDCServer(app, settings, services, store)
+    app.extensions["idp.settings"] = settings
+    app.extensions["idp.services"] = services
+    app.extensions["idp.server"] = server
+    register_web(app)
+    return app

@@ -1,0 +1,177 @@
+"""Relational schema of the identity provider (SQLAlchemy 2 declarative models).
+
+Times are whole seconds since the epoch (``BigInteger``): they compare the same way on
+SQLite and PostgreSQL and carry no time-zone ambiguity. Secrets are never stored in clear:
+refresh tokens, codes and session ids as SHA-256, client secrets as a keyed digest,
+passwords as argon2id, private keys encrypted with a key derived from ``IDP_SECRET_KEY``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base shared by every model."""
+
+
+class User(Base):
+    """An account of the cabinet; ``id`` is the OpenID ``sub``."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    family_name: Mapped[str] = mapped_column(String(100))
+    given_name: Mapped[str] = mapped_column(String(100))
+    middle_name: Mapped[str | None] = mapped_column(String(100))
+    email: Mapped[str | None] = mapped_column(String(254), unique=True)
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    phone: Mapped[str | None] = mapped_column(String(16), unique=True)
+    phone_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    locale: Mapped[str] = mapped_column(String(8), default="ru")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    password_changed_at: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Client(Base):
+    """A registered relying party (RFC 7591 metadata names where they exist)."""
+
+    __tablename__ = "clients"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    secret_digest: Mapped[str | None] = mapped_column(String(128))
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    first_party: Mapped[bool] = mapped_column(Boolean, default=False)
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    grant_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(32))
+    jwks: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(String(2000))
+    id_token_signed_response_alg: Mapped[str] = mapped_column(String(8), default="ES256")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class SigningKey(Base):
+    """A token-signing key. Retired keys stay published until ``publish_until``."""
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(8), index=True)
+    private_jwk_enc: Mapped[str] = mapped_column(Text)
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    retired_at: Mapped[int | None] = mapped_column(BigInteger)
+    publish_until: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class AuthorizationCode(Base):
+    """RFC 6749 §4.1.2: single use, short-lived, bound to client and redirect URI."""
+
+    __tablename__ = "authorization_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    redirect_uri: Mapped[str] = mapped_column(String(2000))
+    scope: Mapped[str] = mapped_column(String(1000))
+    nonce: Mapped[str | None] = mapped_column(String(512))
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    code_challenge_method: Mapped[str] = mapped_column(String(8))
+    auth_time: Mapped[int] = mapped_column(BigInteger)
+    acr: Mapped[str | None] = mapped_column(String(64))
+    amr: Mapped[list[str]] = mapped_column(JSON, default=list)
+    sid: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    consumed_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Grant(Base):
+    """One issued access token and, optionally, its refresh token.
+
+    Refresh tokens rotate: every use creates a new row in the same ``family_id`` and marks
+    the old one ``rotated_at``; reuse of a rotated token revokes the whole family
+    (RFC 9700 §4.14.2). ``code_id`` links the family to the code that started it, so a
+    replayed code can revoke what it issued (RFC 6749 §4.1.2).
+    """
+
+    __tablename__ = "grants"
+    __table_args__ = (Index("ix_grants_family", "family_id"), Index("ix_grants_user", "user_id"))
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    family_id: Mapped[str] = mapped_column(String(36))
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    code_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    sid: Mapped[str | None] = mapped_column(String(36), index=True)
+    scope: Mapped[str] = mapped_column(String(1000))
+    audience: Mapped[list[str]] = mapped_column(JSON, default=list)
+    access_jti: Mapped[str] = mapped_column(String(64), unique=True)
+    access_expires_at: Mapped[int] = mapped_column(BigInteger)
+    refresh_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    family_expires_at: Mapped[int] = mapped_column(BigInteger)
+    auth_time: Mapped[int | None] = mapped_column(BigInteger)
+    acr: Mapped[str | None] = mapped_column(String(64))
+    amr: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    rotated_at: Mapped[int | None] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class SsoSession(Base):
+    """The browser's single sign-on session; the cookie holds a secret whose SHA-256 is here."""
+
+    __tablename__ = "sso_sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    auth_time: Mapped[int] = mapped_column(BigInteger)
+    acr: Mapped[str | None] = mapped_column(String(64))
+    amr: Mapped[list[str]] = mapped_column(JSON, default=list)
+    remember: Mapped[bool] = mapped_column(Boolean, default=False)
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    last_seen_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class SessionClient(Base):
+    """Which clients received tokens in a session: the audience of back-channel logout."""
+
+    __tablename__ = "session_clients"
+
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sso_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("clients.client_id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Consent(Base):
+    """Scopes a user granted to a (non-first-party) client; revocable from the account pages."""
+
+    __tablename__ = "consents"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("clients.client_id", ondelete="CASCADE"), primary_key=True
+    )
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    granted_at: Mapped[int] = mapped_column(BigInteger)

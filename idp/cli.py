@@ -1,0 +1,249 @@
+"""The ``idp`` command: database, keys, clients, users, serving."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from idp.config import ConfigError, load_settings
+from idp.domain.errors import IdpError
+
+
+def _app():
+    from idp import create_app
+
+    try:
+        return create_app(load_settings())
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+
+
+def _fail(exc: IdpError) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+@click.group()
+def main() -> None:
+    """ЕЛК identity provider administration. Settings come from IDP_* variables."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration (Alembic)."""
+    from flask_migrate import upgrade
+
+    app = _app()
+    with app.app_context():
+        upgrade(directory=app.extensions["migrate"].directory)
+    click.echo("database is up to date")
+
+
+@main.group()
+def keys() -> None:
+    """Token-signing keys."""
+
+
+@keys.command("rotate")
+@click.option("--alg", type=click.Choice(["ES256", "RS256"]), default="ES256", show_default=True)
+def keys_rotate(alg: str) -> None:
+    """Start signing with a new key; the old one stays published until its tokens expire."""
+    app = _app()
+    with app.app_context():
+        kid = app.extensions["idp.services"].keys.rotate(alg)
+    click.echo(json.dumps({"kid": kid, "alg": alg}))
+
+
+@keys.command("ensure")
+def keys_ensure() -> None:
+    """Create an ES256 and an RS256 key if there is none (used by `make run`)."""
+    app = _app()
+    with app.app_context():
+        created = app.extensions["idp.services"].keys.ensure_keys()
+    click.echo(json.dumps({"created": created}))
+
+
+@keys.command("list")
+def keys_list() -> None:
+    app = _app()
+    with app.app_context():
+        for key in app.extensions["idp.services"].keys.list_keys():
+            click.echo(
+                json.dumps(
+                    {
+                        "kid": key.kid,
+                        "alg": key.alg,
+                        "created_at": key.created_at,
+                        "retired_at": key.retired_at,
+                        "publish_until": key.publish_until,
+                    }
+                )
+            )
+
+
+@main.group()
+def clients() -> None:
+    """Relying parties."""
+
+
+def client_json(client, secret=None) -> dict:
+    body = {
+        "client_id": client.client_id,
+        "name": client.name,
+        "public": client.public,
+        "first_party": client.first_party,
+        "redirect_uris": client.redirect_uris,
+        "post_logout_redirect_uris": client.post_logout_redirect_uris,
+        "grant_types": client.grant_types,
+        "scope": " ".join(client.scopes),
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "id_token_signed_response_alg": client.id_token_signed_response_alg,
+    }
+    if secret:
+        body["client_secret"] = secret
+    return body
+
+
+@clients.command("create")
+@click.option("--name", required=True)
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--public", is_flag=True, help="A browser or native app without a secret.")
+@click.option("--first-party", is_flag=True, help="A company portal: no consent page.")
+@click.option(
+    "--grant-type",
+    "grant_types",
+    multiple=True,
+    type=click.Choice(["authorization_code", "refresh_token", "client_credentials"]),
+)
+@click.option("--scope", "scopes", multiple=True, help="Repeat, or give a space-separated list.")
+@click.option("--backchannel-logout-uri")
+@click.option("--post-logout-redirect-uri", "logout_uris", multiple=True)
+@click.option(
+    "--auth-method",
+    type=click.Choice(["client_secret_basic", "client_secret_post", "private_key_jwt"]),
+)
+@click.option(
+    "--jwks-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Public JWK Set of a private_key_jwt client.",
+)
+@click.option("--id-token-alg", type=click.Choice(["ES256", "RS256"]), default="ES256")
+def clients_create(
+    name,
+    redirect_uris,
+    public,
+    first_party,
+    grant_types,
+    scopes,
+    backchannel_logout_uri,
+    logout_uris,
+    auth_method,
+    jwks_file,
+    id_token_alg,
+):
+    """Register a client; prints JSON with client_id (and client_secret, shown only once)."""
+    jwks = None
+    if jwks_file:
+        try:
+            jwks = json.loads(jwks_file.read_text())
+        except ValueError as exc:
+            raise click.ClickException(f"--jwks-file is not JSON: {exc}") from None
+    scope_list = [s for item in scopes for s in item.split()]
+    app = _app()
+    with app.app_context():
+        try:
+            created = app.extensions["idp.services"].clients.create(
+                name=name,
+                redirect_uris=redirect_uris,
+                public=public,
+                first_party=first_party,
+                grant_types=grant_types,
+                scopes=scope_list,
+                backchannel_logout_uri=backchannel_logout_uri,
+                post_logout_redirect_uris=logout_uris,
+                auth_method=auth_method,
+                jwks=jwks,
+                id_token_alg=id_token_alg,
+            )
+        except IdpError as exc:
+            raise _fail(exc) from None
+        click.echo(json.dumps(client_json(created.client, created.secret), ensure_ascii=False))
+
+
+@clients.command("list")
+def clients_list() -> None:
+    app = _app()
+    with app.app_context():
+        for client in app.extensions["idp.services"].clients.list():
+            click.echo(json.dumps(client_json(client), ensure_ascii=False))
+
+
+@main.group()
+def users() -> None:
+    """Accounts."""
+
+
+@users.command("create")
+@click.option("--login", required=True, help="Mobile phone (any notation) or e-mail.")
+@click.option("--family-name", required=True)
+@click.option("--given-name", required=True)
+@click.option("--middle-name")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    required=True,
+    help="Read the password from the first line of standard input.",
+)
+def users_create(login, family_name, given_name, middle_name, password_stdin):
+    """Create an account with a confirmed login; prints JSON with its sub."""
+    password = sys.stdin.readline().rstrip("\r\n")
+    app = _app()
+    with app.app_context():
+        try:
+            user = app.extensions["idp.services"].users.create(
+                login=login,
+                family_name=family_name,
+                given_name=given_name,
+                middle_name=middle_name,
+                password=password,
+            )
+        except IdpError as exc:
+            raise _fail(exc) from None
+        click.echo(
+            json.dumps(
+                {"sub": user.id, "email": user.email, "phone_number": user.phone},
+                ensure_ascii=False,
+            )
+        )
+
+
+@main.command("demo")
+def demo() -> None:
+    """Create the demo client and demo user if missing (idempotent; used by `make run`)."""
+    from idp.demo import ensure_demo
+
+    app = _app()
+    with app.app_context():
+        click.echo(ensure_demo(app))
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Serve the app for development and tests (production: gunicorn 'idp.wsgi:app')."""
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, _app(), threaded=True, use_reloader=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,214 @@
+"""Typed settings of the identity provider, read from ``IDP_*`` environment variables.
+
+Every value is validated once, at start, with a message that names the variable; a bad
+value stops the process instead of running half-configured. Two modes exist:
+
+* ``development`` (the default): embedded SQLite under ``var/``, the in-process store, a
+  secret key generated into ``var/secret_key``, an ``http://`` issuer allowed only on a
+  loopback address.
+* ``production``: an ``https://`` issuer, an explicit secret key, PostgreSQL and Redis are
+  required (many identical replicas share nothing but those).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ENVIRONMENTS = ("development", "test", "production")
+STANDARD_SCOPES = ("openid", "profile", "email", "phone", "offline_access")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    issuer: str = "http://127.0.0.1:8000"
+    secret_key: str = ""
+    database_url: str = ""
+    redis_url: str | None = None
+    redis_prefix: str = "idp:"
+    var_dir: Path = Path("var")
+    # Lifetimes, seconds.
+    code_ttl: int = 60
+    access_token_ttl: int = 600
+    id_token_ttl: int = 600
+    refresh_token_ttl: int = 30 * 24 * 3600
+    session_ttl: int = 12 * 3600
+    remember_me_ttl: int = 30 * 24 * 3600
+    interaction_ttl: int = 15 * 60
+    # Scopes a client may be registered for beyond the standard OpenID ones.
+    extra_scopes: tuple[str, ...] = ()
+    # RFC 8707 resource indicators a client may ask an access token for.
+    resources: tuple[str, ...] = ()
+    default_signing_alg: str = "ES256"
+    # Sign-in throttling.
+    login_max_failures: int = 10
+    login_lockout_base: int = 30
+    login_lockout_max: int = 3600
+    address_max_failures: int = 50
+    address_window: int = 15 * 60
+    # Number of reverse proxies in front of the app whose X-Forwarded-* headers are trusted.
+    trusted_proxies: int = 0
+    backchannel_logout_timeout: float = 2.0
+    default_locale: str = "ru"
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.issuer.startswith("https://")
+
+    @property
+    def scopes_supported(self) -> tuple[str, ...]:
+        return STANDARD_SCOPES + tuple(s for s in self.extra_scopes if s not in STANDARD_SCOPES)
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _words(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(w for w in (env.get(name) or "").replace(",", " ").split() if w)
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def _dev_secret(var_dir: Path) -> str:
+    """A development secret kept in ``var/secret_key`` so the CLI and the server agree."""
+    path = var_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value)
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build and validate :class:`Settings` from ``env`` (``os.environ`` by default)."""
+    env = dict(os.environ if env is None else env)
+    mode = env.get("IDP_ENV", "development")
+    if mode not in ENVIRONMENTS:
+        raise ConfigError(f"IDP_ENV must be one of {', '.join(ENVIRONMENTS)}, got {mode!r}")
+    var_dir = Path(env.get("IDP_VAR_DIR", "var")).resolve()
+
+    issuer = env.get("IDP_ISSUER", "http://127.0.0.1:8000").rstrip("/")
+    parts = urlsplit(issuer)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"IDP_ISSUER must be an absolute http(s) URL, got {issuer!r}")
+    if parts.query or parts.fragment:
+        raise ConfigError("IDP_ISSUER must not have a query or fragment (OIDC Discovery §3)")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError("IDP_ISSUER must use https unless it is a loopback address")
+    if mode == "production" and parts.scheme != "https":
+        raise ConfigError("IDP_ISSUER must use https in production")
+
+    secret = env.get("IDP_SECRET_KEY", "")
+    if mode == "production":
+        if len(secret) < 32:
+            raise ConfigError("IDP_SECRET_KEY must be set to at least 32 characters in production")
+    elif not secret:
+        secret = _dev_secret(var_dir)
+    elif len(secret) < 16:
+        raise ConfigError("IDP_SECRET_KEY must be at least 16 characters")
+
+    database_url = env.get("IDP_DATABASE_URL", "")
+    if not database_url:
+        if mode == "production":
+            raise ConfigError("IDP_DATABASE_URL must be set in production (PostgreSQL)")
+        var_dir.mkdir(parents=True, exist_ok=True)
+        database_url = f"sqlite:///{var_dir / 'idp.sqlite3'}"
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgres://") :]
+    elif database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
+    if not database_url.startswith(("sqlite:///", "postgresql+psycopg://")):
+        raise ConfigError("IDP_DATABASE_URL must be a sqlite:/// or postgresql:// URL")
+    if mode == "production" and database_url.startswith("sqlite"):
+        raise ConfigError("IDP_DATABASE_URL must point to PostgreSQL in production")
+
+    redis_url = env.get("IDP_REDIS_URL") or None
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("IDP_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+    if mode == "production" and not redis_url:
+        raise ConfigError(
+            "IDP_REDIS_URL must be set in production: the in-process store serves one process only"
+        )
+
+    alg = env.get("IDP_SIGNING_ALG", "ES256")
+    if alg not in ("ES256", "RS256"):
+        raise ConfigError(f"IDP_SIGNING_ALG must be ES256 or RS256, got {alg!r}")
+
+    extra_scopes = _words(env, "IDP_EXTRA_SCOPES")
+    for scope in extra_scopes:
+        if not scope.isascii() or any(c in scope for c in ' "\\'):
+            raise ConfigError(f"IDP_EXTRA_SCOPES has an invalid scope {scope!r}")
+    resources = _words(env, "IDP_RESOURCES")
+    for res in resources:
+        rp = urlsplit(res)
+        if not rp.scheme or rp.fragment:
+            raise ConfigError(f"IDP_RESOURCES must hold absolute URIs, got {res!r} (RFC 8707 §2)")
+
+    locale = env.get("IDP_DEFAULT_LOCALE", "ru")
+    if locale not in ("ru", "en"):
+        raise ConfigError(f"IDP_DEFAULT_LOCALE must be ru or en, got {locale!r}")
+
+    settings = Settings(
+        env=mode,
+        issuer=issuer,
+        secret_key=secret,
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_prefix=env.get("IDP_REDIS_PREFIX", "idp:"),
+        var_dir=var_dir,
+        code_ttl=_int(env, "IDP_CODE_TTL", 60),
+        access_token_ttl=_int(env, "IDP_ACCESS_TOKEN_TTL", 600),
+        id_token_ttl=_int(env, "IDP_ID_TOKEN_TTL", 600),
+        refresh_token_ttl=_int(env, "IDP_REFRESH_TOKEN_TTL", 30 * 24 * 3600),
+        session_ttl=_int(env, "IDP_SESSION_TTL", 12 * 3600),
+        remember_me_ttl=_int(env, "IDP_REMEMBER_ME_TTL", 30 * 24 * 3600),
+        extra_scopes=extra_scopes,
+        resources=resources,
+        default_signing_alg=alg,
+        login_max_failures=_int(env, "IDP_LOGIN_MAX_FAILURES", 10),
+        address_max_failures=_int(env, "IDP_ADDRESS_MAX_FAILURES", 50),
+        trusted_proxies=_int(env, "IDP_TRUSTED_PROXIES", 0, minimum=0),
+        default_locale=locale,
+    )
+    if settings.code_ttl > 600:
+        raise ConfigError("IDP_CODE_TTL must be at most 600 seconds (RFC 6749 §4.1.2)")
+    if settings.remember_me_ttl > 30 * 24 * 3600:
+        raise ConfigError("IDP_REMEMBER_ME_TTL must be at most 30 days (NIST SP 800-63B AAL1)")
+    return replace(settings, **overrides) if overrides else settings

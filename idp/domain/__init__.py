@@ -1,0 +1,1 @@
+"""Pure Python rules of the identity provider: no Flask, no database, no network."""

@@ -1,0 +1,46 @@
+"""Logins: a confirmed e-mail address or a Russian mobile number in any common notation."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import phonenumbers
+
+from idp.domain.errors import ValidationError
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s.]{2,63}$")
+
+
+def normalize_email(raw: str) -> str:
+    """Trim and lower-case an address; reject what cannot be an address (RFC 5321 lengths)."""
+    value = unicodedata.normalize("NFC", raw.strip()).lower()
+    if len(value) > 254 or not _EMAIL.match(value):
+        raise ValidationError("not an e-mail address", field="email")
+    return value
+
+
+def normalize_phone(raw: str, region: str = "RU") -> str:
+    """Return a mobile number in E.164 (``+79991234567``) from ``8 (999) 123-45-67`` etc."""
+    value = raw.strip()
+    if len(value) > 32 or re.search(r"[^\d\s()+\-.]", value):
+        raise ValidationError("not a phone number", field="phone")
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        raise ValidationError("not a phone number", field="phone") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValidationError("not a phone number", field="phone")
+    if phonenumbers.number_type(number) not in (
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    ):
+        raise ValidationError("not a mobile number", field="phone")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse_login(raw: str) -> tuple[str, str]:
+    """Classify a login as ``("email", value)`` or ``("phone", value)``, normalised."""
+    if "@" in raw:
+        return "email", normalize_email(raw)
+    return "phone", normalize_phone(raw)

@@ -1,0 +1,55 @@
+"""Ports: the outside dependencies of the identity provider, as Protocols.
+
+Each has a real adapter and a twin for development and tests, chosen by configuration in
+:func:`idp.create_app` (the composition root) and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class StoreUnavailable(RuntimeError):
+    """The ephemeral store cannot be reached. Callers fail closed (HTTP 503)."""
+
+
+class EphemeralStore(Protocol):
+    """Short-lived shared state: counters, one-time markers, interactions.
+
+    Every method is atomic with respect to other callers of the same store, including other
+    processes when the store is shared (Redis). Values are strings; TTLs are seconds.
+    """
+
+    def get(self, key: str) -> str | None: ...
+
+    def set(self, key: str, value: str, ttl: int) -> None: ...
+
+    def add(self, key: str, value: str, ttl: int) -> bool:
+        """Set ``key`` only if absent; True when this call created it."""
+        ...
+
+    def take(self, key: str) -> str | None:
+        """Get and delete ``key`` in one step: at most one caller receives the value."""
+        ...
+
+    def delete(self, key: str) -> None: ...
+
+    def incr(self, key: str, ttl: int) -> int:
+        """Increment a counter; the TTL starts when the counter is created."""
+        ...
+
+    def ttl(self, key: str) -> int:
+        """Seconds left before ``key`` expires; 0 when absent."""
+        ...
+
+    def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` when the store cannot serve requests."""
+        ...
+
+
+class LogoutNotifier(Protocol):
+    """Delivers OpenID Connect Back-Channel Logout tokens to relying parties."""
+
+    def send(self, uri: str, logout_token: str) -> bool:
+        """POST ``logout_token`` to ``uri``; True when the RP answered 200 or 204."""
+        ...

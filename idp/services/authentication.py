@@ -1,0 +1,45 @@
+"""Password sign-in: one generic failure for unknown login, wrong password, locked account.
+
+All three paths spend one argon2id verification, so neither the answer nor its timing tells
+which happened (OWASP Authentication Cheat Sheet; checklist item 29).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from idp.adapters.sql.models import User
+from idp.domain.errors import AuthenticationFailed
+from idp.services.passwords import PasswordHasher
+from idp.services.throttle import LoginThrottle
+from idp.services.users import UserService
+
+PASSWORD_ACR = "urn:elk:loa:1"
+
+
+class AuthenticationService:
+    def __init__(
+        self, session: Session, users: UserService, hasher: PasswordHasher, throttle: LoginThrottle
+    ) -> None:
+        self._db = session
+        self._users = users
+        self._hasher = hasher
+        self._throttle = throttle
+
+    def authenticate(self, login: str, password: str, address: str) -> User:
+        self._throttle.check_address(address)
+        login = (login or "")[:254]
+        user = self._users.find_by_login(login)
+        account = f"user:{user.id}" if user else f"login:{login.strip().lower()}"
+        if not self._throttle.admit(account):
+            self._hasher.verify(None, password)
+            self._throttle.failed(address)
+            raise AuthenticationFailed("locked")
+        if not self._hasher.verify(user.password_hash if user else None, password):
+            self._throttle.failed(address)
+            raise AuthenticationFailed("bad credentials")
+        self._throttle.succeeded(account)
+        if self._hasher.needs_rehash(user.password_hash):
+            user.password_hash = self._hasher.hash(password)
+            self._db.commit()
+        return user

@@ -1,0 +1,160 @@
+"""Signing keys: creation, rotation with overlap, the published JWK Set, signing, verifying.
+
+Keys live in the database (encrypted) so every replica signs with the same key. ES256 is the
+default (an RS256 signature costs about ten times more); RS256 is offered for clients that
+need it. A rotated-out key stays in the JWK Set until every token it signed has expired.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeySet, RSAKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp.adapters.sql.models import SigningKey
+from idp.services.crypto import Sealer
+
+SUPPORTED_ALGS = ("ES256", "RS256")
+
+
+class TokenInvalid(Exception):
+    """A token failed signature, type or claim checks."""
+
+
+class KeyService:
+    def __init__(
+        self,
+        session: Session,
+        sealer: Sealer,
+        max_token_ttl: int,
+        clock: Callable[[], float] = time.time,
+        cache_seconds: int = 30,
+    ) -> None:
+        self._db = session
+        self._sealer = sealer
+        self._max_ttl = max_token_ttl
+        self._clock = clock
+        self._cache_seconds = cache_seconds
+        self._cache: tuple[float, dict[str, tuple[str, object]], dict] | None = None
+        self._lock = threading.Lock()
+
+    # --- administration -------------------------------------------------------------
+
+    def _generate(self, alg: str) -> SigningKey:
+        key = ECKey.generate_key("P-256") if alg == "ES256" else RSAKey.generate_key(2048)
+        kid = key.thumbprint()
+        public = {**key.as_dict(private=False), "kid": kid, "alg": alg, "use": "sig"}
+        private = json.dumps(key.as_dict(private=True))
+        return SigningKey(
+            kid=kid,
+            alg=alg,
+            private_jwk_enc=self._sealer.seal(private, kid),
+            public_jwk=public,
+            created_at=int(self._clock()),
+        )
+
+    def ensure_keys(self) -> list[str]:
+        """Create an active key for each supported algorithm that has none."""
+        created = []
+        for alg in SUPPORTED_ALGS:
+            active = self._db.scalar(
+                select(SigningKey).where(SigningKey.alg == alg, SigningKey.retired_at.is_(None))
+            )
+            if active is None:
+                row = self._generate(alg)
+                self._db.add(row)
+                created.append(row.kid)
+        self._db.commit()
+        self.invalidate()
+        return created
+
+    def rotate(self, alg: str) -> str:
+        """Make a new active key for ``alg``; the old one stays published for token lifetime."""
+        if alg not in SUPPORTED_ALGS:
+            raise ValueError(f"unsupported algorithm {alg}")
+        now = int(self._clock())
+        for old in self._db.scalars(
+            select(SigningKey).where(SigningKey.alg == alg, SigningKey.retired_at.is_(None))
+        ):
+            old.retired_at = now
+            # The cache of other replicas may sign with the old key for a little longer.
+            old.publish_until = now + self._max_ttl + 2 * self._cache_seconds
+        row = self._generate(alg)
+        self._db.add(row)
+        self._db.commit()
+        self.invalidate()
+        return row.kid
+
+    def list_keys(self) -> list[SigningKey]:
+        return list(self._db.scalars(select(SigningKey).order_by(SigningKey.created_at)))
+
+    # --- cached views ---------------------------------------------------------------
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._cache = None
+
+    def _load(self) -> tuple[dict[str, tuple[str, object]], dict]:
+        now = self._clock()
+        with self._lock:
+            if self._cache and now - self._cache[0] < self._cache_seconds:
+                return self._cache[1], self._cache[2]
+        active: dict[str, tuple[str, object]] = {}
+        published = []
+        rows = self._db.scalars(select(SigningKey).order_by(SigningKey.created_at.desc()))
+        for row in rows:
+            if row.retired_at is None:
+                if row.alg not in active:
+                    private = json.loads(self._sealer.open(row.private_jwk_enc, row.kid))
+                    key_cls = ECKey if row.alg == "ES256" else RSAKey
+                    active[row.alg] = (row.kid, key_cls.import_key(private, {"kid": row.kid}))
+                published.append(row.public_jwk)
+            elif row.publish_until and row.publish_until > now:
+                published.append(row.public_jwk)
+        self._db.rollback()
+        jwks = {"keys": published}
+        with self._lock:
+            self._cache = (now, active, jwks)
+        return active, jwks
+
+    def jwks(self) -> dict:
+        """The public JWK Set (RFC 7517 §5) served at ``/jwks.json``."""
+        return self._load()[1]
+
+    def algorithms(self) -> list[str]:
+        return sorted(self._load()[0])
+
+    # --- use --------------------------------------------------------------------------
+
+    def sign(self, claims: dict, alg: str, typ: str = "JWT") -> str:
+        active, _ = self._load()
+        if alg not in active:
+            raise RuntimeError(f"no active {alg} signing key; run `idp keys rotate --alg {alg}`")
+        kid, key = active[alg]
+        return jwt.encode({"alg": alg, "kid": kid, "typ": typ}, claims, key, algorithms=[alg])
+
+    def verify(self, token: str, typ: str | None, check_expiry: bool = True) -> dict:
+        """Verify a token this provider signed: signature by a published key, ``alg`` from
+        the allow-list, explicit ``typ`` (RFC 8725 §3.11), ``iss`` checked by the caller."""
+        _, jwks = self._load()
+        try:
+            keyset = KeySet.import_key_set(jwks)
+            decoded = jwt.decode(token, keyset, algorithms=list(SUPPORTED_ALGS))
+        except (JoseError, ValueError, TypeError) as exc:
+            raise TokenInvalid(str(exc)) from exc
+        header = decoded.header
+        if typ is not None and str(header.get("typ", "")).lower() != typ.lower():
+            raise TokenInvalid("unexpected token type")
+        claims = decoded.claims
+        if check_expiry:
+            exp = claims.get("exp")
+            if not isinstance(exp, int) or exp <= self._clock():
+                raise TokenInvalid("expired")
+        return claims

@@ -1,0 +1,363 @@
+"""Authorization codes, access tokens (RFC 9068 JWTs), refresh-token families, ID tokens.
+
+Storage rules that matter for security, each enforced with one atomic statement so that
+parallel requests cannot both win:
+
+* a code is consumed by ``UPDATE … WHERE consumed_at IS NULL``; a second redemption finds it
+  consumed and revokes every token the first one issued (RFC 6749 §4.1.2, RFC 9700 §4.2.4);
+* a refresh token is rotated by ``UPDATE … WHERE rotated_at IS NULL``; presenting a rotated
+  token revokes its whole family (RFC 9700 §4.14.2); a family has an absolute lifetime.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from idp.adapters.sql.models import AuthorizationCode, Client, Grant, User
+from idp.domain.scopes import SCOPE_CLAIMS, split_scope
+from idp.services.crypto import new_token, sha256_hex
+from idp.services.keys import KeyService, TokenInvalid
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    issuer: str
+    code_ttl: int
+    access_token_ttl: int
+    id_token_ttl: int
+    refresh_token_ttl: int
+    default_alg: str = "ES256"
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """How and when the user authenticated, carried from the session into tokens."""
+
+    auth_time: int
+    acr: str | None
+    amr: tuple[str, ...]
+    sid: str | None
+
+
+@dataclass(frozen=True)
+class Issued:
+    response: dict
+    grant: Grant
+
+
+def half_hash(value: str) -> str:
+    """OIDC Core §3.1.3.6 ``at_hash``: left half of SHA-256 (ES256 and RS256 both use it)."""
+    digest = hashlib.sha256(value.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
+
+
+def user_claims(user: User, scopes: Sequence[str]) -> dict:
+    """Claims released for ``scopes`` (OIDC Core §5.4), names as the user entered them."""
+    claims: dict = {}
+    if "profile" in scopes:
+        full = " ".join(p for p in (user.family_name, user.given_name, user.middle_name) if p)
+        claims.update(
+            name=full,
+            family_name=user.family_name,
+            given_name=user.given_name,
+            locale=user.locale,
+            updated_at=user.updated_at,
+        )
+        if user.middle_name:
+            claims["middle_name"] = user.middle_name
+    if "email" in scopes and user.email:
+        claims.update(email=user.email, email_verified=bool(user.email_verified))
+    if "phone" in scopes and user.phone:
+        claims.update(phone_number=user.phone, phone_number_verified=bool(user.phone_verified))
+    return {k: v for k, v in claims.items() if k in _released(scopes)}
+
+
+def _released(scopes: Sequence[str]) -> set[str]:
+    names: set[str] = set()
+    for scope in scopes:
+        names.update(SCOPE_CLAIMS.get(scope, ()))
+    return names
+
+
+class TokenService:
+    def __init__(
+        self,
+        session: Session,
+        keys: KeyService,
+        policy: TokenPolicy,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._db = session
+        self._keys = keys
+        self._policy = policy
+        self._clock = clock
+
+    @property
+    def policy(self) -> TokenPolicy:
+        return self._policy
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+    # --- authorization codes ----------------------------------------------------------
+
+    def save_code(
+        self,
+        client_id: str,
+        user_id: str,
+        redirect_uri: str,
+        scope: str,
+        nonce: str | None,
+        code_challenge: str,
+        code_challenge_method: str,
+        authn: Authentication,
+    ) -> str:
+        code = new_token(32)
+        now = self._now()
+        self._db.add(
+            AuthorizationCode(
+                code_hash=sha256_hex(code),
+                client_id=client_id,
+                user_id=user_id,
+                redirect_uri=redirect_uri,
+                scope=scope,
+                nonce=nonce,
+                code_challenge=code_challenge,
+                code_challenge_method=code_challenge_method,
+                auth_time=authn.auth_time,
+                acr=authn.acr,
+                amr=list(authn.amr),
+                sid=authn.sid,
+                created_at=now,
+                expires_at=now + self._policy.code_ttl,
+            )
+        )
+        self._db.commit()
+        return code
+
+    def consume_code(self, code: str, client_id: str) -> AuthorizationCode | None:
+        """Redeem ``code`` once. A replay revokes what the first redemption issued."""
+        if not code or len(code) > 200:
+            return None
+        row = self._db.scalar(
+            select(AuthorizationCode).where(AuthorizationCode.code_hash == sha256_hex(code))
+        )
+        if row is None or row.client_id != client_id:
+            return None
+        now = self._now()
+        claimed = self._db.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.id == row.id, AuthorizationCode.consumed_at.is_(None))
+            .values(consumed_at=now)
+        ).rowcount
+        self._db.commit()
+        if claimed != 1:
+            self.revoke_by_code(row.id)
+            return None
+        if row.expires_at <= now:
+            return None
+        return row
+
+    def revoke_by_code(self, code_id: int) -> None:
+        families = select(Grant.family_id).where(Grant.code_id == code_id).scalar_subquery()
+        self._db.execute(
+            update(Grant)
+            .where(Grant.family_id.in_(families), Grant.revoked_at.is_(None))
+            .values(revoked_at=self._now())
+        )
+        self._db.commit()
+
+    # --- issuing ------------------------------------------------------------------------
+
+    def issue(
+        self,
+        client: Client,
+        user: User | None,
+        scope: str,
+        audience: Sequence[str],
+        authn: Authentication | None = None,
+        include_refresh: bool = False,
+        code_id: int | None = None,
+        family: Grant | None = None,
+    ) -> Issued:
+        """Mint an access token (and a refresh token) and record the grant."""
+        now = self._now()
+        jti = new_token(18)
+        subject = user.id if user else client.client_id
+        claims = {
+            "iss": self._policy.issuer,
+            "sub": subject,
+            "aud": audience[0] if len(audience) == 1 else list(audience),
+            "client_id": client.client_id,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self._policy.access_token_ttl,
+            "jti": jti,
+            "scope": scope,
+        }
+        if authn is not None:
+            claims["auth_time"] = authn.auth_time
+            if authn.acr:
+                claims["acr"] = authn.acr
+            if authn.amr:
+                claims["amr"] = list(authn.amr)
+            if authn.sid:
+                claims["sid"] = authn.sid
+        access_token = self._keys.sign(claims, self._policy.default_alg, typ="at+jwt")
+        refresh_token = new_token(32) if include_refresh else None
+        grant = Grant(
+            id=str(uuid.uuid4()),
+            family_id=family.family_id if family else str(uuid.uuid4()),
+            client_id=client.client_id,
+            user_id=user.id if user else None,
+            code_id=family.code_id if family else code_id,
+            sid=authn.sid if authn else None,
+            scope=scope,
+            audience=list(audience),
+            access_jti=jti,
+            access_expires_at=now + self._policy.access_token_ttl,
+            refresh_hash=sha256_hex(refresh_token) if refresh_token else None,
+            family_expires_at=(
+                family.family_expires_at if family else now + self._policy.refresh_token_ttl
+            ),
+            auth_time=authn.auth_time if authn else None,
+            acr=authn.acr if authn else None,
+            amr=list(authn.amr) if authn else [],
+            created_at=now,
+        )
+        self._db.add(grant)
+        self._db.commit()
+        response = {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": self._policy.access_token_ttl,
+            "scope": scope,
+        }
+        if refresh_token:
+            response["refresh_token"] = refresh_token
+        return Issued(response, grant)
+
+    def id_token(
+        self,
+        client: Client,
+        user: User,
+        scope: str,
+        authn: Authentication,
+        nonce: str | None,
+        access_token: str | None,
+    ) -> str:
+        """OIDC Core §2 ID token, signed with the client's registered algorithm."""
+        now = self._now()
+        claims = {
+            "iss": self._policy.issuer,
+            "sub": user.id,
+            "aud": client.client_id,
+            "azp": client.client_id,
+            "iat": now,
+            "exp": now + self._policy.id_token_ttl,
+            "auth_time": authn.auth_time,
+        }
+        if nonce:
+            claims["nonce"] = nonce
+        if authn.acr:
+            claims["acr"] = authn.acr
+        if authn.amr:
+            claims["amr"] = list(authn.amr)
+        if authn.sid:
+            claims["sid"] = authn.sid
+        if access_token:
+            claims["at_hash"] = half_hash(access_token)
+        claims.update(user_claims(user, split_scope(scope)))
+        return self._keys.sign(claims, client.id_token_signed_response_alg or "ES256", typ="JWT")
+
+    # --- refresh tokens ------------------------------------------------------------------
+
+    def rotate_refresh(self, refresh_token: str, client_id: str) -> Grant | None:
+        """Claim a refresh token for one rotation; reuse revokes the family."""
+        if not refresh_token or len(refresh_token) > 200:
+            return None
+        row = self._db.scalar(select(Grant).where(Grant.refresh_hash == sha256_hex(refresh_token)))
+        if row is None or row.client_id != client_id:
+            return None
+        now = self._now()
+        if row.revoked_at is not None or row.family_expires_at <= now:
+            return None
+        claimed = self._db.execute(
+            update(Grant)
+            .where(Grant.id == row.id, Grant.rotated_at.is_(None), Grant.revoked_at.is_(None))
+            .values(rotated_at=now)
+        ).rowcount
+        self._db.commit()
+        if claimed != 1:
+            self.revoke_family(row.family_id)
+            return None
+        return row
+
+    # --- lookups and revocation ----------------------------------------------------------
+
+    def find_access(self, token: str) -> tuple[Grant, dict] | None:
+        """The live grant of a JWT access token this provider issued, with its claims."""
+        try:
+            claims = self._keys.verify(token, typ="at+jwt")
+        except TokenInvalid:
+            return None
+        if claims.get("iss") != self._policy.issuer or not isinstance(claims.get("jti"), str):
+            return None
+        grant = self._db.scalar(select(Grant).where(Grant.access_jti == claims["jti"]))
+        if grant is None or grant.revoked_at is not None:
+            return None
+        return grant, claims
+
+    def find_refresh(self, token: str) -> Grant | None:
+        if not token or len(token) > 200:
+            return None
+        return self._db.scalar(select(Grant).where(Grant.refresh_hash == sha256_hex(token)))
+
+    def refresh_active(self, grant: Grant) -> bool:
+        return (
+            grant.refresh_hash is not None
+            and grant.revoked_at is None
+            and grant.rotated_at is None
+            and grant.family_expires_at > self._now()
+        )
+
+    def revoke_family(self, family_id: str) -> None:
+        self._db.execute(
+            update(Grant)
+            .where(Grant.family_id == family_id, Grant.revoked_at.is_(None))
+            .values(revoked_at=self._now())
+        )
+        self._db.commit()
+
+    def revoke_access(self, grant_id: str) -> None:
+        """Revoke one access token; its refresh token, if any, goes with it."""
+        grant = self._db.get(Grant, grant_id)
+        if grant is not None and grant.refresh_hash is not None:
+            self.revoke_family(grant.family_id)
+            return
+        self._db.execute(
+            update(Grant)
+            .where(Grant.id == grant_id, Grant.revoked_at.is_(None))
+            .values(revoked_at=self._now())
+        )
+        self._db.commit()
+
+    def revoke_for(
+        self, user_id: str, client_id: str | None = None, sid: str | None = None
+    ) -> None:
+        """Revoke a user's grants: all, one client's, or those of one SSO session."""
+        query = update(Grant).where(Grant.user_id == user_id, Grant.revoked_at.is_(None))
+        if client_id:
+            query = query.where(Grant.client_id == client_id)
+        if sid:
+            query = query.where(Grant.sid == sid)
+        self._db.execute(query.values(revoked_at=self._now()))
+        self._db.commit()

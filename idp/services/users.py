@@ -1,0 +1,101 @@
+"""Accounts: creation by an operator (``idp users create``) and lookup by login."""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+import uuid
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from idp.adapters.sql.models import User
+from idp.domain.contacts import parse_login
+from idp.domain.errors import Conflict, ValidationError
+from idp.services.passwords import MAX_PASSWORD_LENGTH, PasswordHasher
+
+MIN_PASSWORD_LENGTH = 8
+
+
+def check_name(value: str | None, field: str, required: bool = True) -> str | None:
+    """Trim, NFC-normalise and refuse control or invisible characters in a person's name."""
+    value = unicodedata.normalize("NFC", (value or "").strip())
+    if not value:
+        if required:
+            raise ValidationError(f"{field} is required", field)
+        return None
+    if len(value) > 100:
+        raise ValidationError(f"{field} is longer than 100 characters", field)
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs", "Zl", "Zp"):
+            raise ValidationError(f"{field} contains a control or invisible character", field)
+    return value
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise ValidationError(f"the password allows at most {MAX_PASSWORD_LENGTH} characters")
+
+
+class UserService:
+    def __init__(
+        self, session: Session, hasher: PasswordHasher, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._db = session
+        self._hasher = hasher
+        self._clock = clock
+
+    def create(
+        self,
+        login: str,
+        family_name: str,
+        given_name: str,
+        password: str,
+        middle_name: str | None = None,
+        locale: str = "ru",
+    ) -> User:
+        kind, value = parse_login(login)
+        check_password(password)
+        now = int(self._clock())
+        user = User(
+            id=str(uuid.uuid4()),
+            family_name=check_name(family_name, "family_name"),
+            given_name=check_name(given_name, "given_name"),
+            middle_name=check_name(middle_name, "middle_name", required=False),
+            email=value if kind == "email" else None,
+            email_verified=kind == "email",
+            phone=value if kind == "phone" else None,
+            phone_verified=kind == "phone",
+            password_hash=self._hasher.hash(password),
+            locale=locale,
+            status="active",
+            created_at=now,
+            updated_at=now,
+            password_changed_at=now,
+        )
+        self._db.add(user)
+        try:
+            self._db.commit()
+        except IntegrityError:
+            self._db.rollback()
+            raise Conflict("an account with this login already exists") from None
+        return user
+
+    def get(self, user_id: str) -> User | None:
+        return self._db.get(User, user_id)
+
+    def find_by_login(self, login: str) -> User | None:
+        """The active account whose *confirmed* e-mail or phone is ``login``."""
+        try:
+            kind, value = parse_login(login)
+        except ValidationError:
+            return None
+        if kind == "email":
+            query = select(User).where(User.email == value, User.email_verified.is_(True))
+        else:
+            query = select(User).where(User.phone == value, User.phone_verified.is_(True))
+        return self._db.scalar(query.where(User.status == "active"))

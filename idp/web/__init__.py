@@ -1,0 +1,44 @@
+"""HTTP edge: blueprints parse input, call one service, render."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, request
+
+from idp.config import Settings
+from idp.services.container import Services
+
+
+def services() -> Services:
+    return current_app.extensions["idp.services"]
+
+
+def settings() -> Settings:
+    return current_app.extensions["idp.settings"]
+
+
+def server():
+    return current_app.extensions["idp.server"]
+
+
+def client_address() -> str:
+    """The caller's address; X-Forwarded-For counts only through ProxyFix (trusted hops)."""
+    return request.remote_addr or "unknown"
+
+
+def register_web(app: Flask) -> None:
+    from idp.extensions import csrf
+    from idp.web import account, auth, discovery, errors, oauth, security
+
+    security.init_app(app)
+    errors.init_app(app)
+    for module in (discovery, oauth, auth, account):
+        app.register_blueprint(module.bp)
+    for view in (
+        oauth.authorize,
+        oauth.token,
+        oauth.revoke,
+        oauth.introspect,
+        oauth.userinfo,
+        oauth.end_session,
+    ):
+        csrf.exempt(view)

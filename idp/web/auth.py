@@ -1,0 +1,123 @@
+"""Sign-in and consent pages: the interactions of the authorization endpoint."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, session, url_for
+
+from idp.domain.errors import AuthenticationFailed
+from idp.domain.scopes import split_scope
+from idp.services.authentication import PASSWORD_ACR
+from idp.web import client_address, services, settings
+from idp.web.cookies import cookie_name, current_session, set_session_cookie
+from idp.web.oauth import StoredRequest, load_interaction, process_authorization, save_interaction
+
+bp = Blueprint("auth", __name__)
+
+SCOPE_LABELS = {
+    "openid": "Идентификатор вашей учётной записи",
+    "profile": "Фамилия, имя и отчество",
+    "email": "Адрес электронной почты",
+    "phone": "Номер мобильного телефона",
+    "offline_access": "Доступ к данным, когда вы не в сети",
+}
+
+GENERIC_FAILURE = "Неверный логин или пароль."
+
+
+def _client_name(interaction: dict | None) -> str | None:
+    if not interaction:
+        return None
+    client = services().clients.get(interaction.get("client_id") or "")
+    return client.name if client else None
+
+
+@bp.get("/")
+def index():
+    return redirect(url_for("account.home"), code=303)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    uid = request.values.get("interaction") or None
+    interaction = load_interaction(uid) if uid else None
+    if uid and interaction is None:
+        return render_template(
+            "error.html",
+            status=400,
+            message="Время на вход истекло. Вернитесь в приложение и начните заново.",
+        ), 400
+    hint = (interaction or {}).get("params", {}).get("login_hint", "")
+    if request.method == "GET":
+        if interaction is None and current_session() is not None:
+            return redirect(url_for("account.home"), code=303)
+        return render_template(
+            "login.html",
+            interaction=uid,
+            client_name=_client_name(interaction),
+            login=hint[:254],
+            error=None,
+        )
+
+    login_value = request.form.get("login", "")
+    try:
+        user = services().auth.authenticate(
+            login_value, request.form.get("password", ""), client_address()
+        )
+    except AuthenticationFailed:
+        return render_template(
+            "login.html",
+            interaction=uid,
+            client_name=_client_name(interaction),
+            login=login_value[:254],
+            error=GENERIC_FAILURE,
+        ), 200
+    opened = services().sessions.open(
+        user,
+        amr=["pwd"],
+        acr=PASSWORD_ACR,
+        remember=request.form.get("remember") == "on",
+        ip=client_address(),
+        user_agent=request.headers.get("User-Agent"),
+        previous_cookie=request.cookies.get(cookie_name()),
+    )
+    session.clear()  # a new CSRF secret with the new identity
+    target = url_for("oauth.resume", uid=uid) if uid else url_for("account.home")
+    response = redirect(target, code=303)
+    set_session_cookie(response, opened)
+    return response
+
+
+@bp.route("/consent/<uid>", methods=["GET", "POST"])
+def consent(uid: str):
+    interaction = load_interaction(uid)
+    if interaction is None:
+        return render_template(
+            "error.html",
+            status=400,
+            message="Время на вход истекло. Вернитесь в приложение и начните заново.",
+        ), 400
+    sso = current_session()
+    if sso is None:
+        return redirect(url_for("auth.login", interaction=uid), code=303)
+    req = StoredRequest(settings().issuer + "/authorize", interaction["params"])
+    if request.method == "POST":
+        if request.form.get("decision") != "allow":
+            return process_authorization(req, interaction, uid, deny=True)
+        client_id = interaction["client_id"]
+        scopes = split_scope(interaction["params"].get("scope"))
+        client = services().clients.get(client_id)
+        allowed = [s for s in scopes if client and s in client.scopes]
+        services().consents.grant(sso.user_id, client_id, allowed)
+        interaction["consented_by"] = sso.user_id
+        save_interaction(interaction, uid)
+        return redirect(url_for("oauth.resume", uid=uid), code=303)
+    client = services().clients.get(interaction["client_id"])
+    scopes = [
+        s for s in split_scope(interaction["params"].get("scope")) if client and s in client.scopes
+    ]
+    return render_template(
+        "consent.html",
+        uid=uid,
+        client_name=client.name if client else "",
+        scopes=[(s, SCOPE_LABELS.get(s, s)) for s in scopes],
+    )

@@ -1,0 +1,73 @@
+"""Errors mapped once to responses: JSON for API paths, a Russian page for people."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from idp.domain.errors import Throttled
+from idp.ports import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+API_PREFIXES = ("/token", "/userinfo", "/revoke", "/introspect", "/jwks.json", "/.well-known")
+
+MESSAGES = {
+    400: "Некорректный запрос.",
+    403: "Запрос отклонён. Обновите страницу и попробуйте ещё раз.",
+    404: "Страница не найдена.",
+    405: "Метод не поддерживается.",
+    413: "Слишком большой запрос.",
+    429: "Слишком много попыток. Попробуйте позже.",
+    500: "Внутренняя ошибка. Попробуйте позже.",
+    503: "Сервис временно недоступен. Попробуйте позже.",
+}
+
+OAUTH_ERRORS = {
+    400: "invalid_request",
+    405: "invalid_request",
+    413: "invalid_request",
+    429: "slow_down",
+    500: "server_error",
+    503: "temporarily_unavailable",
+}
+
+
+def render_error(status: int, detail: str | None = None, headers: dict | None = None):
+    if request.path.startswith(API_PREFIXES):
+        body = {"error": OAUTH_ERRORS.get(status, "invalid_request")}
+        if detail:
+            body["error_description"] = detail
+        response = jsonify(body)
+    else:
+        response = render_template(
+            "error.html", status=status, message=MESSAGES.get(status, MESSAGES[400]), detail=detail
+        )
+    return response, status, headers or {}
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc):
+        return render_error(403)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return render_error(exc.code or 500)
+
+    @app.errorhandler(StoreUnavailable)
+    def store_down(exc):
+        log.error("ephemeral store unavailable: %s", exc)
+        return render_error(503, headers={"Retry-After": "5"})
+
+    @app.errorhandler(Throttled)
+    def throttled(exc: Throttled):
+        return render_error(429, headers={"Retry-After": str(exc.retry_after)})
+
+    @app.errorhandler(Exception)
+    def unexpected(exc):
+        log.exception("unhandled error")
+        return render_error(500)
