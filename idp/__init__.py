@@ -7,6 +7,7 @@ authorization server, and registers the blueprints. Nothing is built at import t
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from flask import Flask
@@ -27,7 +28,10 @@ def _store(settings: Settings):
     return MemoryStore()
 
 
-def create_app(settings: Settings | None = None, notifier=None, store=None) -> Flask:
+def create_app(
+    settings: Settings | None = None, notifier=None, store=None, clock=time.time
+) -> Flask:
+    """Build the app. Tests may pass their own store, logout notifier and clock."""
     settings = settings or load_settings()
     if settings.issuer.startswith("http://"):
         # Authlib refuses plain HTTP unless told; load_settings allows it only on loopback.
@@ -70,7 +74,7 @@ def create_app(settings: Settings | None = None, notifier=None, store=None) -> F
     store = store or _store(settings)
     notifier = notifier or HttpLogoutNotifier(settings.backchannel_logout_timeout)
     with app.app_context():
-        services = build_services(settings, db.session, store, notifier)
+        services = build_services(settings, db.session, store, notifier, clock)
         server = OIDCServer(app, settings, services, store)
     app.extensions["idp.settings"] = settings
     app.extensions["idp.services"] = services

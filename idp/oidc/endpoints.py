@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from authlib.oauth2.rfc7009 import RevocationEndpoint
@@ -30,7 +29,7 @@ class TokenRef:
         return self.grant.revoked_at is not None
 
 
-def resolve(tokens, token: str, hint: str | None) -> TokenRef | None:
+def resolve(tokens, token: str, hint: str | None, now: float) -> TokenRef | None:
     order = (
         ("refresh_token", "access_token")
         if hint == "refresh_token"
@@ -41,7 +40,7 @@ def resolve(tokens, token: str, hint: str | None) -> TokenRef | None:
             found = tokens.find_access(token)
             if found is not None:
                 grant, claims = found
-                return TokenRef(kind, grant, grant.access_expires_at > time.time())
+                return TokenRef(kind, grant, grant.access_expires_at > now)
         else:
             grant = tokens.find_refresh(token)
             if grant is not None:
@@ -63,7 +62,7 @@ class Revocation(RevocationEndpoint):
         return token
 
     def query_token(self, token_string, token_type_hint):
-        return resolve(self.server.tokens, token_string, token_type_hint)
+        return resolve(self.server.tokens, token_string, token_type_hint, self.server.clock())
 
     def revoke_token(self, token: TokenRef, request) -> None:
         if token.kind == "refresh_token":
@@ -79,7 +78,7 @@ class Introspection(IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
     def query_token(self, token_string, token_type_hint):
-        return resolve(self.server.tokens, token_string, token_type_hint)
+        return resolve(self.server.tokens, token_string, token_type_hint, self.server.clock())
 
     def check_permission(self, token: TokenRef, client, request) -> bool:
         return token.grant.client_id == client.client_id or client.client_id in (

@@ -17,6 +17,7 @@ class OIDCServer(AuthorizationServer):
         self.tokens = services.tokens
         self.users = services.users
         self.sessions = services.sessions
+        self.clock = services.clock
         self._clients = services.clients
         self._digest = services.digest
         self.init_app(app)

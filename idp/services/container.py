@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -35,10 +37,15 @@ class Services:
     auth: AuthenticationService
     logout: LogoutService
     throttle: LoginThrottle
+    clock: Callable[[], float]
 
 
 def build_services(
-    settings: Settings, session: Session, store: EphemeralStore, notifier: LogoutNotifier
+    settings: Settings,
+    session: Session,
+    store: EphemeralStore,
+    notifier: LogoutNotifier,
+    clock: Callable[[], float] = time.time,
 ) -> Services:
     digest = KeyedDigest(settings.secret_key)
     hasher = PasswordHasher()
@@ -46,9 +53,10 @@ def build_services(
         session,
         Sealer(settings.secret_key),
         max_token_ttl=max(settings.access_token_ttl, settings.id_token_ttl),
+        clock=clock,
     )
-    users = UserService(session, hasher)
-    sessions = SessionService(session, settings.session_ttl, settings.remember_me_ttl)
+    users = UserService(session, hasher, clock)
+    sessions = SessionService(session, settings.session_ttl, settings.remember_me_ttl, clock)
     tokens = TokenService(
         session,
         keys,
@@ -60,6 +68,7 @@ def build_services(
             refresh_token_ttl=settings.refresh_token_ttl,
             default_alg=settings.default_signing_alg,
         ),
+        clock,
     )
     throttle = LoginThrottle(
         store,
@@ -74,12 +83,13 @@ def build_services(
         digest=digest,
         hasher=hasher,
         keys=keys,
-        clients=ClientService(session, digest, settings.scopes_supported),
+        clients=ClientService(session, digest, settings.scopes_supported, clock),
         users=users,
         sessions=sessions,
-        consents=ConsentService(session),
+        consents=ConsentService(session, clock),
         tokens=tokens,
         auth=AuthenticationService(session, users, hasher, throttle),
-        logout=LogoutService(settings.issuer, sessions, tokens, keys, notifier),
+        logout=LogoutService(settings.issuer, sessions, tokens, keys, notifier, clock),
         throttle=throttle,
+        clock=clock,
     )

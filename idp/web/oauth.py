@@ -9,7 +9,6 @@ we issue the code. Errors go back to the client only once the redirect URI is pr
 from __future__ import annotations
 
 import json
-import time
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import OAuth2Error, OAuth2Request
@@ -91,7 +90,7 @@ def process_authorization(req, interaction: dict | None, uid: str | None, deny: 
         return _redirect_to_client(grant.redirect_uri, [("error", "access_denied"), *base])
 
     prompts = set((data.get("prompt") or "").split())
-    now = int(time.time())
+    now = int(services().clock())
     session = current_session()
     fresh = bool(interaction and session and session.auth_time >= interaction["created_at"])
     max_age = data.get("max_age")
