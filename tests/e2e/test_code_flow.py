@@ -7,8 +7,8 @@ import base64
 import hashlib
 
 import pytest
-from authlib.common.security import generate_token
 import requests
+from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 from joserfc import jwt
 from joserfc.jwk import KeySet
