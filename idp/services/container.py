@@ -14,6 +14,7 @@ from idp.services.authentication import AuthenticationService
 from idp.services.clients import ClientService
 from idp.services.consents import ConsentService
 from idp.services.crypto import KeyedDigest, Sealer
+from idp.services.health import HealthService
 from idp.services.keys import KeyService
 from idp.services.logout import LogoutService
 from idp.services.passwords import PasswordHasher
@@ -37,6 +38,7 @@ class Services:
     auth: AuthenticationService
     logout: LogoutService
     throttle: LoginThrottle
+    health: HealthService
     clock: Callable[[], float]
 
 
@@ -91,5 +93,6 @@ def build_services(
         auth=AuthenticationService(session, users, hasher, throttle),
         logout=LogoutService(settings.issuer, sessions, tokens, keys, notifier, clock),
         throttle=throttle,
+        health=HealthService(session, store),
         clock=clock,
     )

@@ -27,11 +27,11 @@ def client_address() -> str:
 
 def register_web(app: Flask) -> None:
     from idp.extensions import csrf
-    from idp.web import account, auth, discovery, errors, oauth, security
+    from idp.web import account, auth, discovery, errors, health, oauth, security
 
     security.init_app(app)
     errors.init_app(app)
-    for module in (discovery, oauth, auth, account):
+    for module in (discovery, health, oauth, auth, account):
         app.register_blueprint(module.bp)
     for view in (
         oauth.authorize,

@@ -1,0 +1,21 @@
+"""gunicorn settings for the IdP: `gunicorn -c deploy/gunicorn.conf.py 'idp.wsgi:app'`.
+
+Every worker is an identical, stateless replica: the database and Redis hold all shared
+state, so IDP_REDIS_URL is required (load_settings refuses production without it).
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("IDP_BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("IDP_WORKERS", multiprocessing.cpu_count() * 2))
+threads = int(os.environ.get("IDP_THREADS", "4"))
+worker_class = "gthread"
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+max_requests = 10000
+max_requests_jitter = 1000
+accesslog = "-"
+errorlog = "-"
+forwarded_allow_ips = os.environ.get("IDP_FORWARDED_ALLOW_IPS", "127.0.0.1")
