@@ -140,21 +140,35 @@ class KeyService:
         kid, key = active[alg]
         return jwt.encode({"alg": alg, "kid": kid, "typ": typ}, claims, key, algorithms=[alg])
 
-    def verify(self, token: str, typ: str | None, check_expiry: bool = True) -> dict:
-        """Verify a token this provider signed: signature by a published key, ``alg`` from
-        the allow-list, explicit ``typ`` (RFC 8725 §3.11), ``iss`` checked by the caller."""
+    def verify(
+        self, token: str, typ: str | None, issuer: str | None = None, check_expiry: bool = True
+    ) -> dict:
+        """Verify a token this provider signed.
+
+        Signature by a published key with an allow-listed ``alg`` (never ``none`` or HMAC),
+        explicit ``typ`` (RFC 8725 §3.11), and the claims themselves: joserfc's ``decode``
+        checks none, so ``iss``, ``exp``, ``nbf`` and ``iat`` are validated here with
+        :class:`~joserfc.jwt.JWTClaimsRegistry` (RFC 8725 §3.8-3.10).
+        """
         _, jwks = self._load()
         try:
             keyset = KeySet.import_key_set(jwks)
             decoded = jwt.decode(token, keyset, algorithms=list(SUPPORTED_ALGS))
         except (JoseError, ValueError, TypeError) as exc:
             raise TokenInvalid(str(exc)) from exc
-        header = decoded.header
-        if typ is not None and str(header.get("typ", "")).lower() != typ.lower():
+        if typ is not None and str(decoded.header.get("typ", "")).lower() != typ.lower():
             raise TokenInvalid("unexpected token type")
-        claims = decoded.claims
+        options: dict = {"iat": {"essential": True}}
+        if issuer is not None:
+            options["iss"] = {"essential": True, "value": issuer}
         if check_expiry:
-            exp = claims.get("exp")
-            if not isinstance(exp, int) or exp <= self._clock():
-                raise TokenInvalid("expired")
-        return claims
+            options["exp"] = {"essential": True}
+        registry = jwt.JWTClaimsRegistry(now=lambda: int(self._clock()), leeway=5, **options)
+        claims = dict(decoded.claims)
+        if not check_expiry:
+            claims.pop("exp", None)
+        try:
+            registry.validate(claims)
+        except (JoseError, ValueError, TypeError) as exc:
+            raise TokenInvalid(str(exc)) from exc
+        return decoded.claims

@@ -219,10 +219,11 @@ def _logout_target(params) -> tuple[str | None, str | None, str | None]:
     sub = None
     if hint:
         try:
-            claims = services().keys.verify(hint, typ=None, check_expiry=False)
+            # An expired ID token is still a fine hint (RP-Initiated Logout 1.0 §2).
+            claims = services().keys.verify(
+                hint, typ="JWT", issuer=settings().issuer, check_expiry=False
+            )
         except TokenInvalid:
-            return None, None, "id_token_hint is invalid"
-        if claims.get("iss") != settings().issuer:
             return None, None, "id_token_hint is invalid"
         aud = claims.get("aud")
         aud_id = (
