@@ -40,7 +40,9 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def worker(request) -> str:
-    return getattr(request.config, "workerinput", {}).get("workerid", "gw")
+    """A name unique to this worker of this run: concurrent runs must not share state."""
+    name = getattr(request.config, "workerinput", {}).get("workerid", "gw")
+    return f"{name}_{os.getpid()}"
 
 
 def _pg_url(schema: str) -> str:
@@ -71,7 +73,11 @@ def databases(worker, tmp_path_factory) -> dict[str, str]:
     urls = {"embedded": f"sqlite:///{var / 'idp.sqlite3'}", "pg-redis": _pg_url(schema)}
     for url in urls.values():
         _migrate(base_env(url, var))
-    return urls
+    yield urls
+    engine = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    engine.dispose()
 
 
 def base_env(database_url: str, var) -> dict:
@@ -140,6 +146,8 @@ def make_live(profile, databases, worker, tmp_path):
 
             db.session.remove()
             db.engine.dispose()
+    for store in stores:
+        store.clear()
 
 
 @pytest.fixture
