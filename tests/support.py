@@ -68,7 +68,9 @@ def start_server(build) -> Live:
     url = f"http://127.0.0.1:{server.server_port}"
     live = build(url)
     holder.app = live.app
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     live.server, live.thread = server, thread
     return live
@@ -97,8 +99,10 @@ def make_client(live: Live, **kw) -> ClientInfo:
     with live.ctx():
         created = live.services.clients.create(**kw)
         return ClientInfo(
-            created.client.client_id, created.secret, created.client.redirect_uris[0]
-            if created.client.redirect_uris else "", created.client,
+            created.client.client_id,
+            created.secret,
+            created.client.redirect_uris[0] if created.client.redirect_uris else "",
+            created.client,
         )
 
 
@@ -181,11 +185,15 @@ def sign_in_and_authorize(http, live, url, login, password, consent=True):
         response = follow_local(http, live, submit_login(http, live, response, login, password))
     if response.status_code == 200 and 'name="decision"' in response.text and consent:
         action = re.search(r'<form method="post" action="([^"]+)"', response.text).group(1)
-        response = follow_local(http, live, http.post(
-            live.url + action,
-            data={"csrf_token": csrf_of(response.text), "decision": "allow"},
-            allow_redirects=False,
-        ))
+        response = follow_local(
+            http,
+            live,
+            http.post(
+                live.url + action,
+                data={"csrf_token": csrf_of(response.text), "decision": "allow"},
+                allow_redirects=False,
+            ),
+        )
     return response
 
 

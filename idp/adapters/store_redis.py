@@ -65,6 +65,6 @@ class RedisStore:
 
     def clear(self) -> None:
         """Delete this store's keys (its prefix only); for tests."""
-        keys = list(self._call(self._redis.scan_iter, match=self._prefix + "*", count=500))
+        keys = self._call(lambda: list(self._redis.scan_iter(match=self._prefix + "*", count=500)))
         if keys:
             self._call(self._redis.delete, *keys)

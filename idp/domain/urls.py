@@ -31,9 +31,9 @@ def check_redirect_uri(uri: str) -> str:
     parts = urlsplit(uri)
     if parts.fragment or "#" in uri:
         raise ValidationError(f"redirect URI {uri!r} must not have a fragment", "redirect_uri")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise ValidationError(f"redirect URI {uri!r} must not carry user info", "redirect_uri")
     if parts.scheme == "https" and parts.hostname:
-        if parts.username or parts.password:
-            raise ValidationError(f"redirect URI {uri!r} must not carry user info", "redirect_uri")
         return uri
     if parts.scheme == "http" and _is_loopback(parts.hostname):
         return uri
