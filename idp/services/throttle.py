@@ -1,9 +1,10 @@
 """Sign-in throttling keyed on the account and on the client address.
 
-* Per account: the first ``max_failures`` attempts are free; after that one attempt is let
-  through per lockout window, and the window doubles with each failure up to
-  ``lockout_max`` (never permanent, so no lockout-DoS). The counter is incremented *before*
-  the password is checked, so parallel guesses at the threshold cannot slip through
+* Per account: ``max_failures`` attempts are checked freely; the last of them locks the
+  account for a window, after which one more attempt is checked and the next window is
+  twice as long, up to ``lockout_max`` (never permanent, so no lasting lockout-DoS). The
+  counter is incremented *before* the password is checked, so parallel guesses at the
+  threshold cannot slip through
   (checklist items 30, 31). NIST SP 800-63B §5.2.2 caps consecutive failures at 100; the
   growing window keeps far below that.
 * Per address: failed attempts from one address in a window; past the limit the address gets
@@ -50,20 +51,28 @@ class LoginThrottle:
             raise Throttled(max(1, self._store.ttl(key)))
 
     def admit(self, account: str) -> bool:
-        """Reserve one attempt on ``account``; False when it is locked out."""
-        lock = f"login:lock:{_key(account)}"
+        """Reserve one attempt on ``account``; False when it is locked out.
+
+        Every attempt is counted, refused ones included. The attempt that reaches the limit
+        sets a lock first, so whatever its outcome no other attempt is checked until the
+        window ends; each new lock doubles the window.
+        """
+        key = _key(account)
+        lock = f"login:lock:{key}"
+        attempts = self._store.incr(f"login:fail:{key}", ACCOUNT_WINDOW)
         if self._store.get(lock) is not None:
             return False
-        attempts = self._store.incr(f"login:fail:{_key(account)}", ACCOUNT_WINDOW)
-        if attempts <= self._max:
+        if attempts < self._max:
             return True
-        window = min(self._cap, self._base * 2 ** min(attempts - self._max - 1, 20))
+        locks = self._store.incr(f"login:locks:{key}", ACCOUNT_WINDOW)
+        window = min(self._cap, self._base * 2 ** min(locks - 1, 20))
         # Only the caller that sets the lock gets this window's single attempt.
         return self._store.add(lock, str(attempts), window)
 
     def succeeded(self, account: str) -> None:
-        self._store.delete(f"login:fail:{_key(account)}")
-        self._store.delete(f"login:lock:{_key(account)}")
+        key = _key(account)
+        for name in ("fail", "lock", "locks"):
+            self._store.delete(f"login:{name}:{key}")
 
     def failed(self, address: str) -> None:
         self._store.incr(f"login:addr:{_key(address)}", self._address_window)

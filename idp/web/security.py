@@ -35,13 +35,17 @@ def check_same_origin() -> None:
         return
     if request.endpoint in API_ENDPOINTS:
         return
-    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site in ("cross-site", "same-site"):
         abort(403)
     origin = request.headers.get("Origin")
-    if origin and origin != "null" and origin != _origin(settings().issuer):
-        abort(403)
-    if origin == "null":
-        abort(403)
+    if origin is None or origin == _origin(settings().issuer):
+        return
+    # Our pages send Referrer-Policy: no-referrer, so browsers post with "Origin: null";
+    # accept it only when the browser itself vouches that the request is same-origin.
+    if origin == "null" and fetch_site == "same-origin":
+        return
+    abort(403)
 
 
 def set_headers(response):
