@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Request
 
 from idp.oidc.clients import OAuthClient, PrivateKeyJwt
 from idp.oidc.endpoints import Introspection, Revocation
@@ -45,6 +45,31 @@ class OIDCServer(AuthorizationServer):
 
     def save_token(self, token, request):  # pragma: no cover - grants persist tokens
         raise NotImplementedError
+
+    # Authlib echoes request values into error descriptions and raises ValueError when they
+    # hold characters RFC 6749 §5.2 forbids there; such input is simply a bad request.
+    def get_consent_grant(self, request=None, end_user=None):
+        try:
+            return super().get_consent_grant(request=request, end_user=end_user)
+        except ValueError:
+            raise InvalidRequestError("The request has malformed parameters.") from None
+
+    def create_token_response(self, request=None):
+        try:
+            return super().create_token_response(request)
+        except ValueError:
+            return self._malformed()
+
+    def create_endpoint_response(self, name, request=None):
+        try:
+            return super().create_endpoint_response(name, request)
+        except ValueError:
+            return self._malformed()
+
+    def _malformed(self):
+        return super().handle_error_response(
+            None, InvalidRequestError("The request has malformed parameters.")
+        )
 
     def handle_error_response(self, request, error):
         # RFC 6749 §5.2: answer a failed client authentication with 401 and a challenge,
