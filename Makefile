@@ -21,10 +21,20 @@ install: $(STAMP)
 browser:
 	bash scripts/install-browser.sh
 
-proto:
-	@echo "protos/: no .proto files yet (the linking service issue adds them)"
+# Generated gRPC code is rebuilt when a .proto changes and never committed. The virtual
+# import path makes the generated modules importable as linking_service.gen.*.
+PROTOS := $(shell find protos -name '*.proto')
+GEN    := linking_service/gen/.stamp
+$(GEN): $(PROTOS) $(STAMP)
+	rm -rf linking_service/gen
+	$(BIN)/python -m grpc_tools.protoc -Ilinking_service/gen=protos \
+	  --python_out=. --grpc_python_out=. --pyi_out=. \
+	  $(patsubst protos/%,linking_service/gen/%,$(PROTOS))
+	touch $(GEN)
 
-run: install
+proto: $(GEN)
+
+run: install proto
 	$(BIN)/idp db upgrade
 	$(BIN)/idp keys ensure
 	$(BIN)/idp demo
@@ -35,7 +45,7 @@ services-check:
 	bash scripts/check-services.sh
 
 # The whole suite, in parallel, against SQLite + the in-process store AND PostgreSQL + Redis.
-test: install browser services-check
+test: install proto browser services-check
 	$(BIN)/ruff check .
 	$(BIN)/pytest -n auto -q
 

@@ -1,8 +1,82 @@
-"""The ``linking-service`` command (the gRPC server arrives with the linking-service issue)."""
+"""The ``linking-service`` command: serve, database, billing directory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
 
 import click
+
+from linking_service.config import ConfigError, load_settings
+
+
+def _settings():
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+
+
+def _sessions():
+    from linking_service.adapters.sql.db import create_schema, make_engine, make_sessions
+
+    engine = make_engine(_settings().database_url)
+    create_schema(engine)
+    return make_sessions(engine)
 
 
 @click.group()
 def main() -> None:
-    """ЕЛК billing-account linking service."""
+    """ЕЛК billing-account linking service. Settings come from LINKING_* variables."""
+
+
+@main.command()
+def serve() -> None:
+    """Serve gRPC on LINKING_LISTEN (127.0.0.1:50051) until SIGTERM, then drain."""
+    from linking_service.server import build
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = _settings()
+    server = build(settings)
+    click.echo(f"linking service on {settings.listen} (IdP {settings.idp_issuer})")
+    server.serve_until_signalled(settings.shutdown_grace)
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    _sessions()
+    click.echo("database is up to date")
+
+
+@main.group()
+def billing() -> None:
+    """The billing directory (the service's copy of billing data)."""
+
+
+@billing.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def billing_import(path: Path) -> None:
+    """Import CSV or JSON Lines; a bad row aborts the whole import (line numbers shown)."""
+    from linking_service.billing_import import ImportFailed, import_file
+
+    try:
+        report = import_file(path, _sessions(), None)
+    except ImportFailed as exc:
+        for error in exc.errors:
+            click.echo(error, err=True)
+        raise click.ClickException(f"nothing imported: {len(exc.errors)} bad row(s)") from None
+    click.echo(str(report))
+
+
+@billing.command("demo")
+def billing_demo() -> None:
+    """Load the deterministic demo billing accounts (idempotent)."""
+    from linking_service.billing_demo import load_demo
+
+    count = load_demo(_sessions(), None)
+    click.echo(f"demo billing accounts: {count}")

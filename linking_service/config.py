@@ -1,0 +1,106 @@
+"""Typed settings of the linking service from ``LINKING_*`` variables, validated at start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class LinkingSettings:
+    database_url: str
+    listen: str = "127.0.0.1:50051"
+    idp_issuer: str = "http://127.0.0.1:8000"
+    audience: str = "urn:elk:linking-service"
+    allowed_algs: tuple[str, ...] = ("ES256", "RS256")
+    jwks_cache_ttl: int = 300
+    jwks_refresh_interval: int = 30
+    idp_timeout: float = 3.0
+    reflection: bool = True
+    max_message_bytes: int = 4 * 1024 * 1024
+    workers: int = 16
+    flow_ttl: int = 15 * 60
+    login_max_failures: int = 5
+    login_window: int = 15 * 60
+    identity_max_failures: int = 20
+    identity_window: int = 3600
+    identity_max_flows: int = 30
+    shutdown_grace: float = 10.0
+    events_poll_interval: float = 0.5
+
+    def with_(self, **changes) -> LinkingSettings:
+        return replace(self, **changes)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> LinkingSettings:
+    env = dict(os.environ if env is None else env)
+    var_dir = Path(env.get("LINKING_VAR_DIR", env.get("IDP_VAR_DIR", "var"))).resolve()
+    url = env.get("LINKING_DATABASE_URL", "")
+    if not url:
+        var_dir.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{var_dir / 'linking.sqlite3'}"
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url[len(prefix) :]
+    if not url.startswith(("sqlite:///", "postgresql+psycopg://")):
+        raise ConfigError("LINKING_DATABASE_URL must be a sqlite:/// or postgresql:// URL")
+    listen = env.get("LINKING_LISTEN", "127.0.0.1:50051")
+    if ":" not in listen:
+        raise ConfigError(f"LINKING_LISTEN must be host:port, got {listen!r}")
+    issuer = env.get("LINKING_IDP_ISSUER", "http://127.0.0.1:8000").rstrip("/")
+    parts = urlsplit(issuer)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"LINKING_IDP_ISSUER must be an http(s) URL, got {issuer!r}")
+    algs = tuple(a for a in env.get("LINKING_ALLOWED_ALGS", "ES256,RS256").split(",") if a)
+    for alg in algs:
+        if alg not in ("ES256", "RS256", "PS256", "EdDSA"):
+            raise ConfigError(f"LINKING_ALLOWED_ALGS: {alg!r} is not an asymmetric JWS algorithm")
+    if not algs:
+        raise ConfigError("LINKING_ALLOWED_ALGS must name at least one algorithm")
+    return LinkingSettings(
+        database_url=url,
+        listen=listen,
+        idp_issuer=issuer,
+        audience=env.get("LINKING_AUDIENCE", "urn:elk:linking-service"),
+        allowed_algs=algs,
+        jwks_cache_ttl=_int(env, "LINKING_JWKS_CACHE_TTL", 300),
+        jwks_refresh_interval=_int(env, "LINKING_JWKS_REFRESH_INTERVAL", 30),
+        reflection=_bool(env, "LINKING_REFLECTION", True),
+        max_message_bytes=_int(env, "LINKING_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, 1024),
+        workers=_int(env, "LINKING_WORKERS", 16),
+        flow_ttl=_int(env, "LINKING_FLOW_TTL", 15 * 60),
+        login_max_failures=_int(env, "LINKING_LOGIN_MAX_FAILURES", 5),
+        identity_max_failures=_int(env, "LINKING_IDENTITY_MAX_FAILURES", 20),
+        identity_max_flows=_int(env, "LINKING_IDENTITY_MAX_FLOWS", 30),
+    )

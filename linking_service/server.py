@@ -1,0 +1,102 @@
+"""The composition root: builds the gRPC server with its servicer, health service,
+reflection (switchable), interceptors, message-size caps and graceful shutdown."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from linking_service.adapters.sql.db import create_schema, make_engine, make_sessions
+from linking_service.adapters.sql.idempotency import SqlIdempotency
+from linking_service.auth import TokenVerifier
+from linking_service.config import LinkingSettings
+from linking_service.gen.linking.v1 import linking_pb2, linking_pb2_grpc
+from linking_service.interceptors import AuthInterceptor
+from linking_service.servicer import LinkingServicer
+from linking_service.service import LinkingService
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = linking_pb2.DESCRIPTOR.services_by_name["LinkingService"].full_name
+
+
+@dataclass
+class LinkingServer:
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    service: LinkingService
+    engine: object
+
+    def stop(self, grace: float | None = None) -> None:
+        """Drain: report NOT_SERVING, refuse new RPCs, let running ones finish."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        self.engine.dispose()
+
+    def serve_until_signalled(self, grace: float) -> None:
+        done = threading.Event()
+
+        def on_signal(signum, _frame):
+            log.info("signal %s: shutting down within %ss", signum, grace)
+            done.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        done.wait()
+        self.stop(grace)
+
+
+def build(
+    settings: LinkingSettings,
+    directory=None,
+    verifier=None,
+    clock=time.time,
+    create_tables: bool = True,
+) -> LinkingServer:
+    engine = make_engine(settings.database_url)
+    if create_tables:
+        create_schema(engine)
+    sessions = make_sessions(engine)
+    if directory is None:
+        from linking_service.adapters.billing_sql import SqlBillingDirectory
+
+        directory = SqlBillingDirectory(sessions)
+    if verifier is None:
+        verifier = TokenVerifier(settings.idp_issuer, settings.audience, settings.allowed_algs,
+                                 cache_ttl=settings.jwks_cache_ttl,
+                                 refresh_interval=settings.jwks_refresh_interval,
+                                 timeout=settings.idp_timeout)
+    service = LinkingService(sessions, directory, settings, clock)
+    servicer = LinkingServicer(service, SqlIdempotency(sessions, clock),
+                               settings.events_poll_interval)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.workers),
+        interceptors=[AuthInterceptor(verifier)],
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    linking_pb2_grpc.add_LinkingServiceServicer_to_server(servicer, server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if settings.reflection:
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+    port = server.add_insecure_port(settings.listen)
+    if port == 0:
+        raise RuntimeError(f"cannot listen on {settings.listen}")
+    server.start()
+    return LinkingServer(server, port, health_servicer, service, engine)
