@@ -80,3 +80,7 @@ def billing_demo() -> None:
 
     count = load_demo(_sessions(), None)
     click.echo(f"demo billing accounts: {count}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

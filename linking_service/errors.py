@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -31,17 +33,24 @@ CODES: list[tuple[type[LinkingError], grpc.StatusCode, int]] = [
 ]
 
 
-def to_status(error: LinkingError) -> tuple[grpc.Status, tuple]:
-    """The rich status for ``error`` and any trailing metadata (``retry-after``)."""
+class RichStatus(
+    collections.namedtuple("RichStatus", ("code", "details", "trailing_metadata")), grpc.Status
+):
+    """A grpc.Status whose trailers carry the ErrorInfo detail and any extra metadata."""
+
+
+def to_status(error: LinkingError) -> RichStatus:
+    """The rich status for ``error``, with ``retry-after`` when the caller must wait."""
     code = next((c for cls, _, c in CODES if isinstance(error, cls)), code_pb2.INTERNAL)
     info = error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN)
     detail = any_pb2.Any()
     detail.Pack(info)
     status = status_pb2.Status(code=code, message=str(error)[:200], details=[detail])
-    trailers: tuple = ()
+    base = rpc_status.to_status(status)
+    trailers = tuple(base.trailing_metadata)
     if isinstance(error, TooManyAttempts):
-        trailers = (("retry-after", str(error.retry_after)),)
-    return rpc_status.to_status(status), trailers
+        trailers += (("retry-after", str(error.retry_after)),)
+    return RichStatus(base.code, base.details, trailers)
 
 
 def reason_of(error: grpc.RpcError) -> str | None:

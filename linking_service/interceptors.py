@@ -43,10 +43,7 @@ def current_principal() -> Principal:
 
 
 def _abort(context: grpc.ServicerContext, error: LinkingError):
-    status, trailers = to_status(error)
-    if trailers:
-        context.set_trailing_metadata(trailers)
-    context.abort_with_status(status)
+    context.abort_with_status(to_status(error))
 
 
 def _bearer(metadata) -> str:

@@ -50,7 +50,7 @@ MAX_CANDIDATES = 5
 
 def _phone(value: str) -> str:
     try:
-        return normalize_phone(value)
+        return normalize_phone(value, mobile_only=False)
     except ValidationError:
         raise InvalidArgument("not a phone number", "INVALID_PHONE") from None
 
@@ -233,17 +233,18 @@ class LinkingService:
         self._limit(identity_key, s.identity_max_failures)
 
         target = self._target(candidates, wanted, credential)
+        # No candidate still costs one verification ("" matches no account): same timing.
         if wanted is ServiceType.HOME_INTERNET:
-            ok = self._directory.verify_internet(target, credential, secret)
+            ok = self._directory.verify_internet(target or "", credential, secret)
         else:
-            ok = self._directory.verify_phone(target, credential, secret)
+            ok = self._directory.verify_phone(target or "", credential, secret)
         now = self._now()
         if not ok:
             self._counter.hit(login_key, s.login_window, now)
             self._counter.hit(identity_key, s.identity_window, now)
             return self._finish(subject, flow_id, FlowState.REFUSED, RefusalReason.PROOF_FAILED)
         self._counter.reset(login_key)
-        account = self._directory.find_account(target)
+        account = self._directory.find_account(target) if target else None
         if account is None or not account.active:
             return self._finish(subject, flow_id, FlowState.REFUSED,
                                 RefusalReason.ACCOUNT_INACTIVE)

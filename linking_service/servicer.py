@@ -84,8 +84,10 @@ class LinkingServicer(pb_grpc.LinkingServiceServicer):
                 yield convert.event(event)
                 cursor = event.cursor
             if not events:
+                # End cleanly (status OK) a little before the caller's deadline, so a caught-up
+                # consumer sees a finished stream rather than DEADLINE_EXCEEDED.
                 remaining = context.time_remaining()
-                if remaining is not None and remaining <= self._poll:
+                if remaining is not None and remaining <= self._poll + 0.3:
                     return
                 time.sleep(self._poll)
 

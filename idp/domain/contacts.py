@@ -20,8 +20,11 @@ def normalize_email(raw: str) -> str:
     return value
 
 
-def normalize_phone(raw: str, region: str = "RU") -> str:
-    """Return a mobile number in E.164 (``+79991234567``) from ``8 (999) 123-45-67`` etc."""
+def normalize_phone(raw: str, region: str = "RU", mobile_only: bool = True) -> str:
+    """Return a number in E.164 (``+79991234567``) from ``8 (999) 123-45-67`` etc.
+
+    Logins are mobile numbers; ``mobile_only=False`` also admits landlines (Home Phone).
+    """
     value = raw.strip()
     if len(value) > 32 or re.search(r"[^\d\s()+\-.]", value):
         raise ValidationError("not a phone number", field="phone")
@@ -31,7 +34,7 @@ def normalize_phone(raw: str, region: str = "RU") -> str:
         raise ValidationError("not a phone number", field="phone") from None
     if not phonenumbers.is_valid_number(number):
         raise ValidationError("not a phone number", field="phone")
-    if phonenumbers.number_type(number) not in (
+    if mobile_only and phonenumbers.number_type(number) not in (
         phonenumbers.PhoneNumberType.MOBILE,
         phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
     ):
