@@ -20,8 +20,8 @@ from linking_service.auth import TokenVerifier
 from linking_service.config import LinkingSettings
 from linking_service.gen.linking.v1 import linking_pb2, linking_pb2_grpc
 from linking_service.interceptors import AuthInterceptor
-from linking_service.servicer import LinkingServicer
 from linking_service.service import LinkingService
+from linking_service.servicer import LinkingServicer
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = linking_pb2.DESCRIPTOR.services_by_name["LinkingService"].full_name
