@@ -34,12 +34,18 @@ $(GEN): $(PROTOS) $(STAMP)
 
 proto: $(GEN)
 
+# Both services on the embedded defaults; Ctrl-C stops both.
 run: install proto
 	$(BIN)/idp db upgrade
 	$(BIN)/idp keys ensure
 	$(BIN)/idp demo
+	$(BIN)/linking-service db upgrade
+	$(BIN)/linking-service billing demo
 	@echo "IdP at http://127.0.0.1:8000  (discovery: /.well-known/openid-configuration)"
-	$(BIN)/idp serve --host 127.0.0.1 --port 8000
+	@echo "linking service (gRPC) at 127.0.0.1:50051"
+	@trap 'kill 0' INT TERM EXIT; \
+	  $(BIN)/linking-service serve & \
+	  $(BIN)/idp serve --host 127.0.0.1 --port 8000
 
 services-check:
 	bash scripts/check-services.sh

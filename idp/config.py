@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 ENVIRONMENTS = ("development", "test", "production")
 STANDARD_SCOPES = ("openid", "profile", "email", "phone", "offline_access")
+LINKING_SCOPES = ("linking", "linking:auto", "linking:read")
+LINKING_RESOURCE = "urn:elk:linking-service"
 
 
 class ConfigError(ValueError):
@@ -90,7 +92,9 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     return value
 
 
-def _words(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+def _words(env: Mapping[str, str], name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    if name not in env:
+        return default
     return tuple(w for w in (env.get(name) or "").replace(",", " ").split() if w)
 
 
@@ -171,11 +175,12 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     if alg not in ("ES256", "RS256"):
         raise ConfigError(f"IDP_SIGNING_ALG must be ES256 or RS256, got {alg!r}")
 
-    extra_scopes = _words(env, "IDP_EXTRA_SCOPES")
+    # The linking service's scopes and resource are part of the product: on by default.
+    extra_scopes = _words(env, "IDP_EXTRA_SCOPES", LINKING_SCOPES)
     for scope in extra_scopes:
         if not scope.isascii() or any(c in scope for c in ' "\\'):
             raise ConfigError(f"IDP_EXTRA_SCOPES has an invalid scope {scope!r}")
-    resources = _words(env, "IDP_RESOURCES")
+    resources = _words(env, "IDP_RESOURCES", (LINKING_RESOURCE,))
     for res in resources:
         rp = urlsplit(res)
         if not rp.scheme or rp.fragment:

@@ -23,6 +23,7 @@ def ensure_demo(app) -> str:
             redirect_uris=[DEMO_REDIRECT, "http://localhost:8080/callback"],
             first_party=True,
             post_logout_redirect_uris=["http://127.0.0.1:8080/"],
+            scopes=["openid", "profile", "email", "phone", "offline_access", "linking"],
             client_id=DEMO_CLIENT_ID,
             secret=DEMO_SECRET,
         )

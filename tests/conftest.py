@@ -86,7 +86,7 @@ def base_env(database_url: str, var) -> dict:
         "IDP_SECRET_KEY": SECRET,
         "IDP_DATABASE_URL": database_url,
         "IDP_VAR_DIR": str(var),
-        "IDP_EXTRA_SCOPES": "linking linking:auto linking:read linking:write",
+        "IDP_EXTRA_SCOPES": "linking linking:auto linking:read",
         "IDP_RESOURCES": "urn:elk:linking-service",
     }
 

@@ -234,3 +234,12 @@ def test_postgres_urls_use_psycopg(tmp_path, given, expected):
 def test_overrides_are_applied(tmp_path):
     s = load_settings(dev(tmp_path), code_ttl=5)
     assert s.code_ttl == 5
+
+
+def test_linking_scopes_and_resource_are_offered_by_default(tmp_path):
+    settings = load_settings(dev(tmp_path))
+    assert {"linking", "linking:auto", "linking:read"} <= set(settings.scopes_supported)
+    assert settings.resources == ("urn:elk:linking-service",)
+    # an explicit empty value turns them off
+    bare = load_settings(dev(tmp_path, IDP_EXTRA_SCOPES="", IDP_RESOURCES=""))
+    assert "linking" not in bare.scopes_supported and bare.resources == ()
