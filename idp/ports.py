@@ -53,3 +53,26 @@ class LogoutNotifier(Protocol):
     def send(self, uri: str, logout_token: str) -> bool:
         """POST ``logout_token`` to ``uri``; True when the RP answered 200 or 204."""
         ...
+
+
+class DeliveryFailed(RuntimeError):
+    """A message could not be handed to the SMS gateway or the mail server. Callers show a
+    clear error and keep nothing half-created."""
+
+
+class SmsSender(Protocol):
+    """Sends one SMS text to an E.164 number (the company's SMS gateway)."""
+
+    def send(self, phone: str, text: str) -> None: ...
+
+
+class EmailSender(Protocol):
+    """Sends one e-mail (plain text, optional HTML alternative)."""
+
+    def send(self, to: str, subject: str, text: str, html: str | None = None) -> None: ...
+
+
+class CaptchaRenderer(Protocol):
+    """Draws a captcha image (PNG bytes) for the given text."""
+
+    def render(self, text: str) -> bytes: ...

@@ -33,7 +33,13 @@ class User(Base):
     phone_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     password_hash: Mapped[str | None] = mapped_column(String(255))
     locale: Mapped[str] = mapped_column(String(8), default="ru")
+    region: Mapped[str | None] = mapped_column(String(100))
+    # "active" or "legacy" (imported from an older regional cabinet, not yet upgraded).
     status: Mapped[str] = mapped_column(String(16), default="active")
+    legacy_source: Mapped[str | None] = mapped_column(String(64))
+    terms_version: Mapped[str | None] = mapped_column(String(32))
+    privacy_version: Mapped[str | None] = mapped_column(String(32))
+    terms_accepted_at: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
     password_changed_at: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -175,3 +181,42 @@ class Consent(Base):
     )
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     granted_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class OutboxMessage(Base):
+    """A message kept by the development outbox senders, shown at ``/dev/outbox``."""
+
+    __tablename__ = "outbox_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(8))  # "sms" | "email"
+    recipient: Mapped[str] = mapped_column(String(254), index=True)
+    subject: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Verification(Base):
+    """A self-service flow that proves control of a contact: registration, password recovery
+    or a contact change. ``state`` follows the flow's transition table; the secret (SMS code
+    or e-mail link token) is stored as SHA-256 and counted: tries, sends, cooldown."""
+
+    __tablename__ = "verifications"
+    __table_args__ = (Index("ix_verifications_contact", "contact_kind", "contact_value"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # register | recover | change_contact
+    state: Mapped[str] = mapped_column(String(24))
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    contact_kind: Mapped[str] = mapped_column(String(8))  # phone | email
+    contact_value: Mapped[str] = mapped_column(String(254))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    secret_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    secret_expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sends: Mapped[int] = mapped_column(Integer, default=0)
+    last_sent_at: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    completed_at: Mapped[int | None] = mapped_column(BigInteger)
