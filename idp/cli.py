@@ -53,12 +53,17 @@ def keys() -> None:
 
 @keys.command("rotate")
 @click.option("--alg", type=click.Choice(["ES256", "RS256"]), default="ES256", show_default=True)
-def keys_rotate(alg: str) -> None:
-    """Start signing with a new key; the old one stays published until its tokens expire."""
+@click.option("--now", "immediately", is_flag=True,
+              help="Sign with the new key at once (a compromised key), not after propagation.")
+def keys_rotate(alg: str, immediately: bool) -> None:
+    """Publish a new key; it signs after every cache has seen it, and the old key stays
+    published until its tokens expire."""
     app = _app()
     with app.app_context():
-        kid = app.extensions["idp.services"].keys.rotate(alg)
-    click.echo(json.dumps({"kid": kid, "alg": alg}))
+        keys = app.extensions["idp.services"].keys
+        kid = keys.rotate(alg, activate_in=0 if immediately else None)
+        delay = 0 if immediately else keys.propagation_delay
+    click.echo(json.dumps({"kid": kid, "alg": alg, "signs_in_seconds": delay}))
 
 
 @keys.command("ensure")

@@ -63,13 +63,15 @@ class TokenVerifier:
     Keys are cached for ``cache_ttl`` seconds. A ``kid`` not in the cache triggers a refetch at
     most once per ``refresh_interval`` seconds, process-wide (one lock: concurrent callers wait
     for the one fetch instead of stampeding the IdP). If the IdP cannot be reached, keys already
-    cached keep working past ``cache_ttl`` (stale-if-error), but an unknown ``kid`` never passes.
+    cached keep working past ``cache_ttl`` (stale-if-error) up to ``max_stale`` seconds, but an
+    unknown ``kid`` never passes.
     """
 
     def __init__(
         self, issuer: str, audience: str, allowed_algs: Sequence[str],
         http: requests.Session | None = None, cache_ttl: int = 300, refresh_interval: int = 30,
         timeout: float = 3.0, clock: Callable[[], float] = time.time, leeway: int = 30,
+        max_stale: int = 24 * 3600,
     ) -> None:
         unknown = sorted(set(allowed_algs) - set(ALG_KEYS))
         if not allowed_algs or unknown:
@@ -80,7 +82,7 @@ class TokenVerifier:
         self._scheme = urlsplit(issuer).scheme
         self._http = http or requests.Session()
         self._ttl, self._interval, self._timeout = cache_ttl, refresh_interval, timeout
-        self._clock, self._leeway = clock, leeway
+        self._clock, self._leeway, self._max_stale = clock, leeway, max_stale
         self._lock = threading.Lock()
         self._keys: dict[str, tuple[Key, dict]] = {}  # replaced whole, never mutated
         self._keys_at: float | None = None
@@ -143,6 +145,10 @@ class TokenVerifier:
                     entry = self._keys.get(kid)
         if entry is None:
             raise _deny("unknown signing key")
+        # Stale-if-error has a limit: a key the IdP may have withdrawn long ago is not trusted
+        # forever just because the IdP cannot be reached.
+        if self._keys_at is not None and self._clock() - self._keys_at > self._max_stale:
+            raise _deny("signing keys too old to trust")
         key, jwk = entry
         kty, crv = ALG_KEYS[alg]
         # RFC 8725 §3.1: the key must be made for this algorithm; a JWK's "alg" (RFC 7517 §4.4)

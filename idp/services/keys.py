@@ -22,6 +22,8 @@ from idp.adapters.sql.models import SigningKey
 from idp.services.crypto import Sealer
 
 SUPPORTED_ALGS = ("ES256", "RS256")
+#: Cache-Control max-age of /jwks.json (idp/web/discovery.py).
+JWKS_MAX_AGE = 60
 
 
 class TokenInvalid(Exception):
@@ -47,7 +49,13 @@ class KeyService:
 
     # --- administration -------------------------------------------------------------
 
-    def _generate(self, alg: str) -> SigningKey:
+    @property
+    def propagation_delay(self) -> int:
+        """How long a new key is published before it signs: our own cache on every replica,
+        the JWK Set's HTTP max-age, and a resource server's refetch interval."""
+        return 2 * self._cache_seconds + JWKS_MAX_AGE + 30
+
+    def _generate(self, alg: str, activates_at: int) -> SigningKey:
         key = ECKey.generate_key("P-256") if alg == "ES256" else RSAKey.generate_key(2048)
         kid = key.thumbprint()
         public = {**key.as_dict(private=False), "kid": kid, "alg": alg, "use": "sig"}
@@ -58,6 +66,7 @@ class KeyService:
             private_jwk_enc=self._sealer.seal(private, kid),
             public_jwk=public,
             created_at=int(self._clock()),
+            activates_at=activates_at,
         )
 
     def ensure_keys(self) -> list[str]:
@@ -68,25 +77,28 @@ class KeyService:
                 select(SigningKey).where(SigningKey.alg == alg, SigningKey.retired_at.is_(None))
             )
             if active is None:
-                row = self._generate(alg)
+                row = self._generate(alg, int(self._clock()))
                 self._db.add(row)
                 created.append(row.kid)
         self._db.commit()
         self.invalidate()
         return created
 
-    def rotate(self, alg: str) -> str:
-        """Make a new active key for ``alg``; the old one stays published for token lifetime."""
+    def rotate(self, alg: str, activate_in: int | None = None) -> str:
+        """Publish a new key for ``alg`` now; it starts signing after ``activate_in`` seconds
+        (default :attr:`propagation_delay`; 0 for an emergency rotation). The key it replaces
+        signs until then and stays published until its last token has expired."""
         if alg not in SUPPORTED_ALGS:
             raise ValueError(f"unsupported algorithm {alg}")
         now = int(self._clock())
+        starts = now + (self.propagation_delay if activate_in is None else max(0, activate_in))
         for old in self._db.scalars(
             select(SigningKey).where(SigningKey.alg == alg, SigningKey.retired_at.is_(None))
         ):
-            old.retired_at = now
-            # The cache of other replicas may sign with the old key for a little longer.
-            old.publish_until = now + self._max_ttl + 2 * self._cache_seconds
-        row = self._generate(alg)
+            old.retired_at = starts
+            # Other replicas' caches may sign with the old key a little longer.
+            old.publish_until = starts + self._max_ttl + 2 * self._cache_seconds
+        row = self._generate(alg, starts)
         self._db.add(row)
         self._db.commit()
         self.invalidate()
@@ -110,14 +122,15 @@ class KeyService:
         published = []
         rows = self._db.scalars(select(SigningKey).order_by(SigningKey.created_at.desc()))
         for row in rows:
-            if row.retired_at is None:
-                if row.alg not in active:
-                    private = json.loads(self._sealer.open(row.private_jwk_enc, row.kid))
-                    key_cls = ECKey if row.alg == "ES256" else RSAKey
-                    active[row.alg] = (row.kid, key_cls.import_key(private, {"kid": row.kid}))
-                published.append(row.public_jwk)
-            elif row.publish_until and row.publish_until > now:
-                published.append(row.public_jwk)
+            if row.publish_until is not None and row.publish_until <= now:
+                continue
+            published.append(row.public_jwk)
+            starts = row.activates_at if row.activates_at is not None else row.created_at
+            signing = starts <= now and (row.retired_at is None or row.retired_at > now)
+            if signing and row.alg not in active:
+                private = json.loads(self._sealer.open(row.private_jwk_enc, row.kid))
+                key_cls = ECKey if row.alg == "ES256" else RSAKey
+                active[row.alg] = (row.kid, key_cls.import_key(private, {"kid": row.kid}))
         self._db.rollback()
         jwks = {"keys": published}
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
+from idp.services.keys import JWKS_MAX_AGE
 from idp.web import services, settings
 
 bp = Blueprint("discovery", __name__)
@@ -85,5 +86,5 @@ def oauth_metadata():
 @bp.get("/jwks.json")
 def jwks():
     response = jsonify(services().keys.jwks())
-    response.headers["Cache-Control"] = "public, max-age=60"
+    response.headers["Cache-Control"] = f"public, max-age={JWKS_MAX_AGE}"
     return response

@@ -165,6 +165,11 @@ def test_rotation_overlap_and_retirement(live, alg):
         assert new != old
         assert active_kid(live, alg) == new
         assert active_kid(live, other) == other_kid  # the other algorithm is untouched
+        # Published at once, but signing only once every cache has had time to see it.
+        assert {old, new} <= {k["kid"] for k in keys.jwks()["keys"]}
+        assert header_of(keys.sign(claims(live), alg))["kid"] == old
+        live.clock.advance(keys.propagation_delay)
+        keys.invalidate()
 
         after = keys.sign(claims(live), alg)
         assert header_of(after) == {"alg": alg, "kid": new, "typ": "JWT"}
@@ -195,6 +200,16 @@ def test_rotation_overlap_and_retirement(live, alg):
             keys.verify(before, "JWT", check_expiry=False)
 
 
+def test_emergency_rotation_signs_at_once(live):
+    with live.ctx():
+        keys = live.services.keys
+        old = active_kid(live, "ES256")
+        new = keys.rotate("ES256", activate_in=0)
+        token = keys.sign(claims(live), "ES256")
+        assert header_of(token)["kid"] == new != old
+        assert old in {k["kid"] for k in keys.jwks()["keys"]}  # its tokens still verify
+
+
 def test_rotate_refuses_unknown_algorithm(live):
     with live.ctx(), pytest.raises(ValueError):
         live.services.keys.rotate("HS256")
@@ -210,7 +225,7 @@ def test_other_replica_picks_up_a_rotation(live):
         stale = mine.sign(claims(live), "ES256")
         replica = KeyService(db.session, Sealer(secret_key(live)), 600, clock=live.clock)
         new = replica.rotate("ES256")
-        live.clock.advance(31)
+        live.clock.advance(replica.propagation_delay + 31)
         assert header_of(mine.sign(claims(live), "ES256"))["kid"] == new
         assert replica.verify(stale, "JWT")["sub"] == "user-1"
 

@@ -393,7 +393,7 @@ def test_rotation_refetches_once_and_unknown_kids_do_not_stampede(live):
     verifier = make_verifier(live.url, http, clock=clock, refresh_interval=30)
     verifier.verify(before)
     with live.ctx():
-        new_kid = live.services.keys.rotate("ES256")
+        new_kid = live.services.keys.rotate("ES256", activate_in=0)
     _, after = service_token(live)
     assert parts(after)[0]["kid"] == new_kid
     verifier.verify(after)  # unknown kid: one refetch, found
@@ -417,7 +417,7 @@ def test_concurrent_callers_with_a_new_kid_share_one_fetch(live):
     verifier = make_verifier(live.url, http)
     verifier.verify(before)
     with live.ctx():
-        live.services.keys.rotate("ES256")
+        live.services.keys.rotate("ES256", activate_in=0)
     _, after = service_token(live)
     barrier = threading.Barrier(16)
     results: list[object] = []
@@ -466,7 +466,7 @@ def test_expired_cache_is_refreshed_and_a_key_gone_from_the_jwks_stops_working(l
 def test_idp_down_cached_keys_still_verify_unknown_kids_do_not(live):
     _, token = service_token(live)
     with live.ctx():
-        live.services.keys.rotate("ES256")
+        live.services.keys.rotate("ES256", activate_in=0)
     _, rotated = service_token(live)
     http, clock = Recorder(), Clock()
     verifier = make_verifier(live.url, http, clock=clock, cache_ttl=10, refresh_interval=5,
@@ -607,3 +607,16 @@ def test_an_unexpected_error_inside_the_verifier_is_still_unauthenticated(live):
     verifier = make_verifier(live.url, clock=broken_clock)
     error = rejected(verifier, service_token(live)[1])
     assert error.__cause__ is None and "ZeroDivision" not in str(error)
+
+
+def test_stale_keys_are_trusted_only_up_to_max_stale(live):
+    _, token = service_token(live)
+    http, clock = Recorder(), Clock()
+    verifier = make_verifier(live.url, http, clock=clock, cache_ttl=10, refresh_interval=5,
+                             timeout=1.0, max_stale=100)
+    verifier.verify(token)
+    live.stop()
+    clock.advance(50)  # the IdP is down: stale keys still verify
+    verifier.verify(token)
+    clock.advance(60)  # past max_stale: fail closed
+    rejected(verifier, token)

@@ -67,7 +67,8 @@ class Client(Base):
 
 
 class SigningKey(Base):
-    """A token-signing key. Retired keys stay published until ``publish_until``."""
+    """A token-signing key: published, then signing from ``activates_at``, then retired and
+    still published until ``publish_until``."""
 
     __tablename__ = "signing_keys"
 
@@ -76,6 +77,9 @@ class SigningKey(Base):
     private_jwk_enc: Mapped[str] = mapped_column(Text)
     public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # Published from creation, used for signing only from here: every replica's and every
+    # resource server's cached JWK Set holds a key before any token signed with it exists.
+    activates_at: Mapped[int | None] = mapped_column(BigInteger)
     retired_at: Mapped[int | None] = mapped_column(BigInteger)
     publish_until: Mapped[int | None] = mapped_column(BigInteger)
 
