@@ -28,10 +28,46 @@ def _store(settings: Settings):
     return MemoryStore()
 
 
+def _senders(settings: Settings, session):
+    """The SMS and e-mail adapters: the real ones when configured, else the dev outbox."""
+    from idp.adapters.email_smtp import SmtpEmailSender
+    from idp.adapters.outbox import OutboxEmailSender, OutboxSmsSender
+    from idp.adapters.sms_http import HttpSmsSender
+
+    if settings.sms_gateway_url:
+        sms = HttpSmsSender(
+            settings.sms_gateway_url,
+            username=settings.sms_gateway_user,
+            password=settings.sms_gateway_password,
+            token=settings.sms_gateway_token,
+            body=settings.sms_gateway_body,
+        )
+    else:
+        sms = OutboxSmsSender(session)
+    if settings.smtp_host:
+        email = SmtpEmailSender(
+            settings.smtp_host,
+            settings.smtp_port,
+            username=settings.smtp_user,
+            password=settings.smtp_password,
+            security=settings.smtp_security,
+            sender=settings.mail_from,
+        )
+    else:
+        email = OutboxEmailSender(session)
+    return sms, email
+
+
 def create_app(
-    settings: Settings | None = None, notifier=None, store=None, clock=time.time
+    settings: Settings | None = None,
+    notifier=None,
+    store=None,
+    clock=time.time,
+    sms=None,
+    email=None,
+    captcha_renderer=None,
 ) -> Flask:
-    """Build the app. Tests may pass their own store, logout notifier and clock."""
+    """Build the app. Tests may pass their own store, senders, notifier and clock."""
     settings = settings or load_settings()
     if settings.issuer.startswith("http://"):
         # Authlib refuses plain HTTP unless told; load_settings allows it only on loopback.
@@ -73,8 +109,22 @@ def create_app(
 
     store = store or _store(settings)
     notifier = notifier or HttpLogoutNotifier(settings.backchannel_logout_timeout)
+    default_sms, default_email = _senders(settings, db.session)
+    if captcha_renderer is None:
+        from idp.adapters.captcha_image import ImageCaptchaRenderer
+
+        captcha_renderer = ImageCaptchaRenderer()
     with app.app_context():
-        services = build_services(settings, db.session, store, notifier, clock)
+        services = build_services(
+            settings,
+            db.session,
+            store,
+            notifier,
+            sms or default_sms,
+            email or default_email,
+            captcha_renderer,
+            clock,
+        )
         server = OIDCServer(app, settings, services, store)
     app.extensions["idp.settings"] = settings
     app.extensions["idp.services"] = services

@@ -10,6 +10,7 @@ import click
 
 from idp.config import ConfigError, load_settings
 from idp.domain.errors import IdpError
+from idp.legacy_cli import legacy
 
 
 def _app():
@@ -249,6 +250,8 @@ def serve(host: str, port: int) -> None:
 
     run_simple(host, port, _app(), threaded=True, use_reloader=False)
 
+
+main.add_command(legacy)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

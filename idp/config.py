@@ -62,6 +62,25 @@ class Settings:
     trusted_proxies: int = 0
     backchannel_logout_timeout: float = 2.0
     default_locale: str = "ru"
+    # Delivery: unset = the development outbox (shown at /dev/outbox), refused in production.
+    sms_gateway_url: str | None = None
+    sms_gateway_user: str | None = None
+    sms_gateway_password: str | None = None
+    sms_gateway_token: str | None = None
+    sms_gateway_body: str = "json"
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_security: str = "starttls"
+    mail_from: str = "ЕЛК Ростелеком <no-reply@lk.rt.ru>"
+    terms_version: str = "2026-01"
+    privacy_version: str = "2026-01"
+
+    @property
+    def dev_outbox(self) -> bool:
+        """Messages go to the outbox page instead of the gateway and the mail server."""
+        return self.env != "production" and not (self.sms_gateway_url and self.smtp_host)
 
     @property
     def is_production(self) -> bool:
@@ -190,6 +209,22 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     if locale not in ("ru", "en"):
         raise ConfigError(f"IDP_DEFAULT_LOCALE must be ru or en, got {locale!r}")
 
+    sms_url = env.get("IDP_SMS_GATEWAY_URL") or None
+    if sms_url and urlsplit(sms_url).scheme not in ("http", "https"):
+        raise ConfigError("IDP_SMS_GATEWAY_URL must be an http(s) URL")
+    body = env.get("IDP_SMS_GATEWAY_BODY", "json")
+    if body not in ("json", "form"):
+        raise ConfigError("IDP_SMS_GATEWAY_BODY must be json or form")
+    smtp_host = env.get("IDP_SMTP_HOST") or None
+    security = env.get("IDP_SMTP_SECURITY", "starttls")
+    if security not in ("starttls", "tls", "none"):
+        raise ConfigError("IDP_SMTP_SECURITY must be starttls, tls or none")
+    if mode == "production" and not (sms_url and smtp_host):
+        raise ConfigError(
+            "IDP_SMS_GATEWAY_URL and IDP_SMTP_HOST must be set in production "
+            "(the development outbox is not for customers)"
+        )
+
     settings = Settings(
         env=mode,
         issuer=issuer,
@@ -211,6 +246,17 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         address_max_failures=_int(env, "IDP_ADDRESS_MAX_FAILURES", 50),
         trusted_proxies=_int(env, "IDP_TRUSTED_PROXIES", 0, minimum=0),
         default_locale=locale,
+        sms_gateway_url=sms_url,
+        sms_gateway_user=env.get("IDP_SMS_GATEWAY_USER") or None,
+        sms_gateway_password=env.get("IDP_SMS_GATEWAY_PASSWORD") or None,
+        sms_gateway_token=env.get("IDP_SMS_GATEWAY_TOKEN") or None,
+        sms_gateway_body=body,
+        smtp_host=smtp_host,
+        smtp_port=_int(env, "IDP_SMTP_PORT", 587),
+        smtp_user=env.get("IDP_SMTP_USER") or None,
+        smtp_password=env.get("IDP_SMTP_PASSWORD") or None,
+        smtp_security=security,
+        mail_from=env.get("IDP_MAIL_FROM", "ЕЛК Ростелеком <no-reply@lk.rt.ru>"),
     )
     if settings.code_ttl > 600:
         raise ConfigError("IDP_CODE_TTL must be at most 600 seconds (RFC 6749 §4.1.2)")

@@ -8,20 +8,29 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from idp.adapters.sql.models import User
 from idp.config import Settings
-from idp.ports import EphemeralStore, LogoutNotifier
+from idp.ports import CaptchaRenderer, EmailSender, EphemeralStore, LogoutNotifier, SmsSender
 from idp.services.authentication import AuthenticationService
+from idp.services.captcha import CaptchaPolicy, CaptchaService
 from idp.services.clients import ClientService
 from idp.services.consents import ConsentService
 from idp.services.crypto import KeyedDigest, Sealer
+from idp.services.delivery import DeliveryService, MessageTemplates, SmsPumpingGuard
 from idp.services.health import HealthService
 from idp.services.keys import KeyService
+from idp.services.legacy import LegacyUpgrade
 from idp.services.logout import LogoutService
+from idp.services.password_policy import PasswordPolicy
 from idp.services.passwords import PasswordHasher
+from idp.services.profile import ProfileService
+from idp.services.recovery import RecoveryService
+from idp.services.registration import RegistrationService
 from idp.services.sessions import SessionService
 from idp.services.throttle import LoginThrottle
 from idp.services.tokens import TokenPolicy, TokenService
 from idp.services.users import UserService
+from idp.services.verification import ContactVerifier
 
 
 @dataclass
@@ -40,6 +49,15 @@ class Services:
     throttle: LoginThrottle
     health: HealthService
     clock: Callable[[], float]
+    verifier: ContactVerifier
+    delivery: DeliveryService
+    captcha: CaptchaService
+    captcha_policy: CaptchaPolicy
+    password_policy: PasswordPolicy
+    legacy: LegacyUpgrade
+    registration: RegistrationService
+    recovery: RecoveryService
+    profile: ProfileService
 
 
 def build_services(
@@ -47,7 +65,11 @@ def build_services(
     session: Session,
     store: EphemeralStore,
     notifier: LogoutNotifier,
+    sms: SmsSender,
+    email: EmailSender,
+    renderer: CaptchaRenderer,
     clock: Callable[[], float] = time.time,
+    on_confirmed: Callable[[User], None] | None = None,
 ) -> Services:
     digest = KeyedDigest(settings.secret_key)
     hasher = PasswordHasher()
@@ -80,6 +102,10 @@ def build_services(
         address_max=settings.address_max_failures,
         address_window=settings.address_window,
     )
+    verifier = ContactVerifier(session, clock)
+    delivery = DeliveryService(sms, email, store, MessageTemplates(), SmsPumpingGuard(store))
+    password_policy = PasswordPolicy.load_default()
+    legacy = LegacyUpgrade(session, hasher, password_policy, clock)
     return Services(
         store=store,
         digest=digest,
@@ -95,4 +121,38 @@ def build_services(
         throttle=throttle,
         health=HealthService(session, store),
         clock=clock,
+        verifier=verifier,
+        delivery=delivery,
+        captcha=CaptchaService(store, renderer),
+        captcha_policy=CaptchaPolicy(store),
+        password_policy=password_policy,
+        legacy=legacy,
+        registration=RegistrationService(
+            session,
+            verifier,
+            delivery,
+            users,
+            hasher,
+            password_policy,
+            legacy,
+            settings.issuer,
+            settings.terms_version,
+            settings.privacy_version,
+            on_confirmed,
+            clock,
+        ),
+        recovery=RecoveryService(
+            session, verifier, delivery, hasher, password_policy, tokens, settings.issuer, clock
+        ),
+        profile=ProfileService(
+            session,
+            verifier,
+            delivery,
+            hasher,
+            password_policy,
+            throttle,
+            tokens,
+            settings.issuer,
+            clock,
+        ),
     )

@@ -27,11 +27,23 @@ def client_address() -> str:
 
 def register_web(app: Flask) -> None:
     from idp.extensions import csrf
-    from idp.web import account, auth, discovery, errors, health, oauth, security
+    from idp.web import (
+        account,
+        auth,
+        dev,
+        discovery,
+        errors,
+        health,
+        oauth,
+        profile,
+        recover,
+        register,
+        security,
+    )
 
     security.init_app(app)
     errors.init_app(app)
-    for module in (discovery, health, oauth, auth, account):
+    for module in (discovery, health, oauth, auth, account, register, recover, profile, dev):
         app.register_blueprint(module.bp)
     for view in (
         oauth.authorize,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 
 from idp.web import services
 from idp.web.cookies import current_session
@@ -22,6 +22,7 @@ def home():
         consents=services().consents.list_for(user.id),
         sessions=services().sessions.list_for(user.id),
         current_sid=sso.id,
+        welcome=request.args.get("welcome"),
     )
 
 

@@ -8,8 +8,9 @@ from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from idp.domain.errors import Throttled
-from idp.ports import StoreUnavailable
+from idp.domain.errors import IdpError, NotFound, Throttled
+from idp.ports import DeliveryFailed, StoreUnavailable
+from idp.services.delivery import SmsRefused
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,25 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Throttled)
     def throttled(exc: Throttled):
         return render_error(429, headers={"Retry-After": str(exc.retry_after)})
+
+    @app.errorhandler(SmsRefused)
+    def sms_refused(exc):
+        status = 400 if exc.retry_after is None else 429
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        return render_error(status, "Отправка SMS на этот номер сейчас невозможна.", headers)
+
+    @app.errorhandler(DeliveryFailed)
+    def delivery_failed(exc):
+        log.error("delivery failed: %s", exc)
+        return render_error(503, "Не удалось отправить сообщение.", {"Retry-After": "30"})
+
+    @app.errorhandler(NotFound)
+    def flow_not_found(exc):
+        return render_error(404, "Сеанс истёк или не найден. Начните заново.")
+
+    @app.errorhandler(IdpError)
+    def domain_error(exc):
+        return render_error(400)
 
     @app.errorhandler(Exception)
     def unexpected(exc):

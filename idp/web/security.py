@@ -19,8 +19,8 @@ API_ENDPOINTS = {
 }
 
 CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self' {actions}; "
-    "frame-ancestors 'none'; base-uri 'none'"
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self' {actions}; frame-ancestors 'none'; base-uri 'none'"
 )
 
 

@@ -24,6 +24,8 @@ def prod(tmp_path, **env) -> dict:
         "IDP_SECRET_KEY": PROD_SECRET,
         "IDP_DATABASE_URL": "postgresql://idp@db.internal:5432/idp",
         "IDP_REDIS_URL": "redis://cache.internal:6379/0",
+        "IDP_SMS_GATEWAY_URL": "https://sms.internal/send",
+        "IDP_SMTP_HOST": "smtp.internal",
     }
     base.update(env)
     return {k: v for k, v in base.items() if v is not None}
@@ -243,3 +245,12 @@ def test_linking_scopes_and_resource_are_offered_by_default(tmp_path):
     # an explicit empty value turns them off
     bare = load_settings(dev(tmp_path, IDP_EXTRA_SCOPES="", IDP_RESOURCES=""))
     assert "linking" not in bare.scopes_supported and bare.resources == ()
+
+
+def test_production_needs_real_delivery(tmp_path):
+    refused(prod(tmp_path, IDP_SMS_GATEWAY_URL=None), "IDP_SMS_GATEWAY_URL")
+    refused(prod(tmp_path, IDP_SMTP_HOST=None), "IDP_SMTP_HOST")
+    refused(prod(tmp_path, IDP_SMTP_SECURITY="ssl3"), "IDP_SMTP_SECURITY")
+    refused(dev(tmp_path, IDP_SMS_GATEWAY_URL="ftp://x"), "IDP_SMS_GATEWAY_URL")
+    assert load_settings(dev(tmp_path)).dev_outbox is True
+    assert load_settings(prod(tmp_path)).dev_outbox is False

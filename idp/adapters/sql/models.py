@@ -218,7 +218,10 @@ class Verification(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     secret_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     secret_expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    # Wrong answers over the whole flow (never reset) and to the current code (reset by a new
+    # code): a code dies after 5, the flow after 20.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    code_failures: Mapped[int] = mapped_column(Integer, default=0)
     sends: Mapped[int] = mapped_column(Integer, default=0)
     last_sent_at: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)

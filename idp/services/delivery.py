@@ -1,0 +1,287 @@
+"""Delivery of codes, links and notices to a person's phone or mailbox.
+
+* :class:`MessageTemplates` renders the Russian texts in ``idp/web/templates/messages/`` with
+  plain Jinja2 (this module never imports Flask).
+* :class:`SmsPumpingGuard` refuses SMS that would only earn money for someone else
+  (checklist item 20, "SMS pumping" / toll fraud): destinations outside Russia, and more
+  than a few messages per number, per number range, per client address or per day in all.
+* :class:`DeliveryService` puts the two together behind the ports
+  :class:`~idp.ports.SmsSender` and :class:`~idp.ports.EmailSender`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import phonenumbers
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    select_autoescape,
+)
+
+from idp.domain.errors import IdpError
+from idp.ports import EmailSender, EphemeralStore, SmsSender
+
+log = logging.getLogger(__name__)
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "web" / "templates" / "messages"
+PURPOSES = ("register", "recover", "change_contact")
+NOTICES = ("contact_in_use", "contact_changed", "password_changed")
+HOUR, DAY = 3600, 86400
+# Kazakhstan shares the +7 country code: its numbers are +7 6xx and +7 7xx.
+_KAZAKHSTAN = ("+76", "+77")
+
+
+class SmsRefused(IdpError):
+    """An SMS was not sent: ``reason`` is ``destination``, ``number``, ``prefix``,
+    ``address`` or ``total``; ``retry_after`` seconds, None when waiting will not help."""
+
+    code = "sms_refused"
+
+    def __init__(self, reason: str, retry_after: int | None) -> None:
+        super().__init__(f"SMS refused: {reason}")
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+def mask_contact(value: str) -> str:
+    """``i***@example.com`` or ``+7999***4567``: recognisable to its owner only."""
+    if "@" in value:
+        local, _, domain = value.rpartition("@")
+        return f"{local[:1]}***@{domain}"
+    return value[:5] + "***" + value[-4:] if len(value) > 9 else "***"
+
+
+def _digest(value: str) -> str:
+    # Store keys carry no phone numbers or addresses in clear (the store may be shared).
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str | None
+
+
+class MessageTemplates:
+    """``sms/<name>.txt`` → one line; ``email/<name>.{subject.txt,txt,html}`` → an e-mail."""
+
+    def __init__(self, directory: Path | str = TEMPLATES_DIR) -> None:
+        self._env = Environment(
+            loader=FileSystemLoader(str(directory)),
+            autoescape=select_autoescape(("html",), default_for_string=False, default=False),
+            undefined=StrictUndefined,  # a missing variable is a bug, not an empty gap
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self._env.filters["mask"] = mask_contact
+
+    def sms(self, name: str, **context: object) -> str:
+        text = self._env.get_template(f"sms/{name}.txt").render(context)
+        return " ".join(text.split())
+
+    def email(self, name: str, **context: object) -> RenderedEmail:
+        subject = self._env.get_template(f"email/{name}.subject.txt").render(context)
+        text = self._env.get_template(f"email/{name}.txt").render(context)
+        try:
+            html = self._env.get_template(f"email/{name}.html").render(context)
+        except TemplateNotFound:
+            html = None
+        return RenderedEmail(" ".join(subject.split()), text.strip() + "\n", html)
+
+
+class SmsPumpingGuard:
+    """Caps on SMS, counted in the shared :class:`~idp.ports.EphemeralStore`.
+
+    Each cap is a window that starts with its first SMS: ``per_number_day`` to one number,
+    ``per_prefix_hour`` to one number range (the number without its last four digits, which
+    is how pumping walks premium ranges), ``per_address_hour`` from one client address (an
+    IPv6 client by its /64, which one subscriber holds whole), ``per_day_total`` in all.
+
+    A refused SMS costs none of the caps. Each allowed one is counted with ``incr``, whose
+    result decides: concurrent callers cannot all slip under a cap. Store errors propagate
+    as :class:`~idp.ports.StoreUnavailable`: without counters, no SMS (fail closed).
+    """
+
+    def __init__(
+        self,
+        store: EphemeralStore,
+        per_number_day: int = 5,
+        per_prefix_hour: int = 20,
+        per_address_hour: int = 10,
+        per_day_total: int = 10000,
+        allowed_countries: tuple[str, ...] = ("7",),
+        mobile_only: bool = True,
+    ) -> None:
+        self._store = store
+        self._caps = {
+            "number": (per_number_day, DAY),
+            "prefix": (per_prefix_hour, HOUR),
+            "address": (per_address_hour, HOUR),
+            "total": (per_day_total, DAY),
+        }
+        self._countries = tuple(allowed_countries)
+        self._mobile_only = mobile_only
+
+    def check_destination(self, phone_e164: str) -> None:
+        """Refuse a number that is malformed, not Russian, or (by default) not mobile."""
+        try:
+            number = phonenumbers.parse(phone_e164, None)
+        except phonenumbers.NumberParseException:
+            raise SmsRefused("destination", None) from None
+        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        if (
+            e164 != phone_e164
+            or str(number.country_code) not in self._countries
+            or (number.country_code == 7 and phone_e164.startswith(_KAZAKHSTAN))
+            or not phonenumbers.is_valid_number(number)
+        ):
+            raise SmsRefused("destination", None)
+        # Landlines cannot read an SMS; "sending" to them is how premium ranges get billed.
+        if self._mobile_only and phonenumbers.number_type(number) not in (
+            phonenumbers.PhoneNumberType.MOBILE,
+            phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+        ):
+            raise SmsRefused("destination", None)
+
+    def check_and_count(self, phone_e164: str, address: str) -> None:
+        """Count one SMS to ``phone_e164`` asked for from ``address``, or raise SmsRefused."""
+        self.check_destination(phone_e164)
+        keys = {
+            "number": f"sms:number:{_digest(phone_e164)}",
+            "prefix": f"sms:prefix:{_digest(phone_e164[:-4])}",
+            "address": f"sms:address:{_digest(_network(address))}",
+            "total": "sms:total",
+        }
+        # First read every counter, so that a refusal by one leaves the others untouched.
+        for reason, key in keys.items():
+            if int(self._store.get(key) or 0) >= self._caps[reason][0]:
+                raise self._refuse(reason, key)
+        # Then count; a concurrent caller may have taken the last slot since the read.
+        for reason, key in keys.items():
+            cap, window = self._caps[reason]
+            if self._store.incr(key, window) > cap:
+                raise self._refuse(reason, key)
+
+    def _refuse(self, reason: str, key: str) -> SmsRefused:
+        if reason == "total":
+            log.error("SMS daily total reached: every SMS is refused until the window ends")
+        else:
+            log.warning("SMS refused: %s cap reached", reason)
+        return SmsRefused(reason, max(1, self._store.ttl(key)))
+
+
+def _network(address: str) -> str:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+class DeliveryService:
+    """Codes, links and notices, rendered and handed to the senders.
+
+    Every SMS passes the pumping guard first. Notices go at most once per ``notice_interval``
+    to one contact for one notice, so that a stranger who keeps "registering" someone else's
+    number cannot flood its owner; for an SMS the guard still counts, so that a registered
+    number and a free one cost the caller the same (no enumeration by rate limits).
+    """
+
+    def __init__(
+        self,
+        sms: SmsSender,
+        email: EmailSender,
+        store: EphemeralStore,
+        templates: MessageTemplates,
+        guard: SmsPumpingGuard,
+        notice_interval: int = HOUR,
+    ) -> None:
+        self._sms = sms
+        self._email = email
+        self._store = store
+        self._templates = templates
+        self._guard = guard
+        self._notice_interval = notice_interval
+
+    def send_code_sms(self, phone: str, code: str, purpose: str, *, address: str) -> None:
+        """Raises SmsRefused, DeliveryFailed or StoreUnavailable; nothing is sent then."""
+        _check(purpose, PURPOSES)
+        text = self._templates.sms(f"code_{purpose}", code=code)
+        self._guard.check_and_count(phone, address)
+        self._sms.send(phone, text)
+
+    def count_decoy_sms(self, phone: str, address: str) -> None:
+        """Pass the guard for an SMS that is deliberately not sent (an unknown contact in
+        recovery), so that known and unknown numbers cost the caller the same."""
+        self._guard.check_and_count(phone, address)
+
+    def send_link_email(
+        self, to: str, link: str, purpose: str, *, ttl_minutes: int | None = None
+    ) -> None:
+        _check(purpose, PURPOSES)
+        context: dict[str, object] = {"link": link}
+        if ttl_minutes is not None:
+            context["ttl_minutes"] = ttl_minutes
+        message = self._templates.email(f"link_{purpose}", **context)
+        self._email.send(to, message.subject, message.text, message.html)
+
+    def notify_contact(
+        self, kind: str, value: str, template: str, *, address: str | None = None, **context
+    ) -> bool:
+        """Send notice ``template`` to a ``phone`` or ``email`` contact; False when it was
+        already sent within the interval. An SMS needs the ``address`` that caused it."""
+        _check(template, NOTICES)
+        if kind == "phone":
+            if address is None:
+                raise ValueError("an SMS notice needs the client address for the guard")
+            text = self._templates.sms(template, **context)
+            self._guard.check_and_count(value, address)
+            if not self._first_notice(kind, value, template):
+                return False
+            self._send_notice(kind, value, template, lambda: self._sms.send(value, text))
+            return True
+        if kind == "email":
+            message = self._templates.email(template, **context)
+            if not self._first_notice(kind, value, template):
+                return False
+            self._send_notice(
+                kind,
+                value,
+                template,
+                lambda: self._email.send(value, message.subject, message.text, message.html),
+            )
+            return True
+        raise ValueError(f"unknown contact kind {kind!r}")
+
+    def _first_notice(self, kind: str, value: str, template: str) -> bool:
+        return self._store.add(_notice_key(kind, value, template), "1", self._notice_interval)
+
+    def _send_notice(self, kind: str, value: str, template: str, send) -> None:
+        try:
+            send()
+        except Exception:
+            # Not delivered, so not "already sent": the next event may try again.
+            self._store.delete(_notice_key(kind, value, template))
+            raise
+
+
+def _notice_key(kind: str, value: str, template: str) -> str:
+    return f"notice:{template}:{kind}:{_digest(value)}"
+
+
+def _check(name: str, allowed: tuple[str, ...]) -> None:
+    if name not in allowed:
+        raise ValueError(f"{name!r} is not one of {', '.join(allowed)}")

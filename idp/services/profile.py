@@ -1,0 +1,198 @@
+"""Personal information («Персональная информация»): password and contact changes, sessions.
+
+Every change asks for the current password (ASVS 6.2.3 / 7.5.1), counted by the same
+throttle as sign-in; a new contact is confirmed before it replaces the old one, and the old
+contact is told (NIST SP 800-63B-4 §4.2: notify through an independent channel).
+
+Contact change, per Verification row:
+
+    stateDiagram-v2
+        [*] --> code_sent: new phone
+        [*] --> link_sent: new e-mail
+        code_sent --> completed: right SMS code, contact replaced
+        link_sent --> completed: link confirmed by POST, contact replaced
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from idp.adapters.sql.models import SsoSession, User, Verification
+from idp.domain.contacts import parse_login
+from idp.domain.errors import AuthenticationFailed, Conflict, NotFound, ValidationError
+from idp.services.crypto import new_token, sha256_hex
+from idp.services.registration import IllegalTransition
+from idp.services.verification import ContactVerifier
+
+FLOW_TTL = 24 * 3600
+
+
+class ProfileService:
+    def __init__(
+        self,
+        session: Session,
+        verifier: ContactVerifier,
+        delivery,
+        hasher,
+        policy,
+        throttle,
+        tokens,
+        issuer: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._db = session
+        self._verifier = verifier
+        self._delivery = delivery
+        self._hasher = hasher
+        self._policy = policy
+        self._throttle = throttle
+        self._tokens = tokens
+        self._issuer = issuer
+        self._clock = clock
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+    def _check_current(self, user: User, password: str, address: str) -> None:
+        """The current password, throttled like sign-in (checklist item 37)."""
+        self._throttle.check_address(address)
+        account = f"user:{user.id}"
+        if not self._throttle.admit(account):
+            self._hasher.verify(None, password)
+            self._throttle.failed(address)
+            raise AuthenticationFailed("locked")
+        if not self._hasher.verify(user.password_hash, password):
+            self._throttle.failed(address)
+            raise AuthenticationFailed("wrong current password")
+        self._throttle.succeeded(account)
+
+    def _end_other_sessions(self, user_id: str, keep: str | None) -> None:
+        now = self._now()
+        query = update(SsoSession).where(
+            SsoSession.user_id == user_id, SsoSession.revoked_at.is_(None)
+        )
+        if keep:
+            query = query.where(SsoSession.id != keep)
+        self._db.execute(query.values(revoked_at=now))
+        self._db.commit()
+
+    # --- password -------------------------------------------------------------------------
+
+    def change_password(
+        self, user: User, current: str, new: str, address: str, session_id: str | None
+    ) -> None:
+        self._check_current(user, current, address)
+        self._policy.check(
+            new, [user.family_name, user.given_name, user.middle_name, user.phone, user.email]
+        )
+        now = self._now()
+        user.password_hash = self._hasher.hash(new)
+        user.password_changed_at = user.updated_at = now
+        self._db.commit()
+        # Other sessions and every refresh token end; this browser stays signed in.
+        self._end_other_sessions(user.id, keep=session_id)
+        self._tokens.revoke_for(user.id)
+        for kind, value in (("email", user.email), ("phone", user.phone)):
+            if value:
+                self._delivery.notify_contact(kind, value, "password_changed", address=address)
+                break
+
+    # --- contacts -------------------------------------------------------------------------
+
+    def start_contact_change(
+        self, user: User, contact: str, current: str, address: str
+    ) -> Verification:
+        self._check_current(user, current, address)
+        try:
+            kind, value = parse_login(contact)
+        except ValidationError:
+            raise ValidationError("enter a mobile number or an e-mail", "contact") from None
+        if value in (user.phone, user.email):
+            raise ValidationError("this is already your contact", "contact")
+        column = User.phone if kind == "phone" else User.email
+        taken = self._db.scalar(select(User.id).where(column == value)) is not None
+        now = self._now()
+        row = Verification(
+            id=str(uuid.uuid4()),
+            purpose="change_contact",
+            user_id=user.id,
+            contact_kind=kind,
+            contact_value=value,
+            state="code_sent" if kind == "phone" else "link_sent",
+            payload={},
+            created_at=now,
+            expires_at=now + FLOW_TTL,
+            attempts=0,
+            code_failures=0,
+            sends=0,
+        )
+        if kind == "phone":
+            issued = self._verifier.issue_code(row)
+            if not taken:
+                self._delivery.send_code_sms(
+                    value, issued.secret, "change_contact", address=address
+                )
+        else:
+            issued = self._verifier.issue_link(row)
+            if not taken:
+                self._delivery.send_link_email(
+                    value,
+                    f"{self._issuer}/confirm/{issued.secret}",
+                    "change_contact",
+                    ttl_minutes=24 * 60,
+                )
+        if taken:  # the same answer, but a flow that can never complete
+            row.secret_hash = sha256_hex(new_token(32))
+        self._db.add(row)
+        self._db.commit()
+        return row
+
+    def get_change(self, user: User, flow_id: str | None) -> Verification:
+        row = self._db.get(Verification, flow_id) if flow_id else None
+        if (
+            row is None
+            or row.purpose != "change_contact"
+            or row.user_id != user.id
+            or row.expires_at <= self._now()
+        ):
+            raise NotFound("no such contact change")
+        return row
+
+    def confirm_contact_code(self, user: User, flow_id: str, code: str, address: str) -> User:
+        row = self.get_change(user, flow_id)
+        if row.state != "code_sent":
+            raise IllegalTransition("not waiting for a code")
+        row = self._verifier.check_code(row.id, "code_sent", code, "completed")
+        return self._replace(row, address)
+
+    def confirm_contact_link(self, token: str, address: str) -> User:
+        row = self._verifier.check_link(token, "link_sent", "completed")
+        return self._replace(row, address)
+
+    def _replace(self, row: Verification, address: str) -> User:
+        user = self._db.get(User, row.user_id)
+        old = user.phone if row.contact_kind == "phone" else user.email
+        if row.contact_kind == "phone":
+            user.phone, user.phone_verified = row.contact_value, True
+        else:
+            user.email, user.email_verified = row.contact_value, True
+        user.updated_at = self._now()
+        try:
+            self._db.commit()
+        except IntegrityError:
+            self._db.rollback()
+            raise Conflict("the contact was taken meanwhile") from None
+        if old:
+            self._delivery.notify_contact(row.contact_kind, old, "contact_changed", address=address)
+        return user
+
+    # --- sessions -------------------------------------------------------------------------
+
+    def end_other_sessions(self, user: User, session_id: str) -> None:
+        self._end_other_sessions(user.id, keep=session_id)

@@ -1,0 +1,131 @@
+"""«Персональная информация»: contacts, password, sessions."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, url_for
+
+from idp.domain.errors import AuthenticationFailed, Conflict, Throttled, ValidationError
+from idp.ports import DeliveryFailed
+from idp.services.delivery import SmsRefused, mask_contact
+from idp.services.registration import IllegalTransition
+from idp.services.verification import SecretRejected
+from idp.web import client_address, services
+from idp.web.cookies import current_session
+from idp.web.forms import flow_id, forget_flow, remember_flow, secret_error
+
+bp = Blueprint("profile", __name__, url_prefix="/account/profile")
+
+WRONG_PASSWORD = "Неверный текущий пароль."
+
+
+def _signed_in():
+    sso = current_session()
+    if sso is None:
+        return None, None
+    return sso, services().users.get(sso.user_id)
+
+
+def _page(user, sso, status=200, **messages):
+    return render_template(
+        "profile/show.html",
+        user=user,
+        sessions=services().sessions.list_for(user.id),
+        current_sid=sso.id,
+        changed=request.args.get("changed"),
+        **messages,
+    ), status
+
+
+@bp.get("")
+def show():
+    sso, user = _signed_in()
+    if user is None:
+        return redirect(url_for("auth.login"), code=303)
+    return _page(user, sso, saved=request.args.get("saved"))
+
+
+@bp.post("/password")
+def change_password():
+    sso, user = _signed_in()
+    if user is None:
+        return redirect(url_for("auth.login"), code=303)
+    try:
+        services().profile.change_password(
+            user,
+            request.form.get("current_password", ""),
+            request.form.get("new_password", ""),
+            client_address(),
+            sso.id,
+        )
+    except AuthenticationFailed:
+        return _page(user, sso, 400, password_error=WRONG_PASSWORD)
+    except ValidationError as exc:
+        return _page(user, sso, 400, password_error=getattr(exc, "message_ru", str(exc)))
+    return redirect(url_for("profile.show", saved="password"), code=303)
+
+
+@bp.post("/contact")
+def change_contact():
+    sso, user = _signed_in()
+    if user is None:
+        return redirect(url_for("auth.login"), code=303)
+    try:
+        flow = services().profile.start_contact_change(
+            user,
+            request.form.get("contact", ""),
+            request.form.get("current_password", ""),
+            client_address(),
+        )
+    except AuthenticationFailed:
+        return _page(user, sso, 400, contact_error=WRONG_PASSWORD)
+    except ValidationError:
+        return _page(
+            user, sso, 400, contact_error="Укажите новый номер мобильного телефона или e-mail."
+        )
+    except (SmsRefused, DeliveryFailed):
+        return _page(user, sso, 503, contact_error="Не удалось отправить сообщение.")
+    remember_flow("contact", flow.id)
+    if flow.contact_kind == "phone":
+        return redirect(url_for("profile.confirm_contact"), code=303)
+    return _page(user, sso, link_sent=mask_contact(flow.contact_value))
+
+
+@bp.route("/contact/confirm", methods=["GET", "POST"])
+def confirm_contact():
+    sso, user = _signed_in()
+    if user is None:
+        return redirect(url_for("auth.login"), code=303)
+    flow = services().profile.get_change(user, flow_id("contact"))
+    error, status = None, 200
+    if request.method == "POST":
+        try:
+            services().profile.confirm_contact_code(
+                user, flow.id, request.form.get("code", ""), client_address()
+            )
+        except SecretRejected as exc:
+            error, status = secret_error(exc), 400
+        except (IllegalTransition, Conflict):
+            error, status = "Не удалось изменить контактные данные.", 409
+        else:
+            forget_flow("contact")
+            return redirect(url_for("profile.show", changed="1"), code=303)
+    return render_template(
+        "register/confirm.html",
+        masked=mask_contact(flow.contact_value),
+        error=error,
+        wait=services().verifier.cooldown(flow),
+        action=url_for("profile.confirm_contact"),
+        resend=url_for("profile.show"),
+    ), status
+
+
+@bp.post("/sessions/end-others")
+def end_others():
+    sso, user = _signed_in()
+    if user is None:
+        return redirect(url_for("auth.login"), code=303)
+    services().profile.end_other_sessions(user, sso.id)
+    return redirect(url_for("profile.show", saved="sessions"), code=303)
+
+
+__all__ = ["bp", "Throttled"]

@@ -1,0 +1,143 @@
+"""«Восстановить пароль»: the same answer whether or not the contact has an account."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, url_for
+
+from idp.domain.contacts import parse_login
+from idp.domain.errors import Throttled, ValidationError
+from idp.ports import DeliveryFailed
+from idp.services.delivery import SmsRefused, mask_contact
+from idp.services.registration import IllegalTransition
+from idp.services.verification import SecretRejected
+from idp.web import client_address, services
+from idp.web.forms import (
+    ERRORS,
+    captcha_needed,
+    captcha_ok,
+    flow_id,
+    forget_flow,
+    new_captcha,
+    remember_flow,
+    secret_error,
+)
+
+bp = Blueprint("recover", __name__)
+
+
+def _form(login="", errors=None, status=200):
+    needs = captcha_needed(None) or bool(errors and "captcha" in errors)
+    return render_template(
+        "recover/start.html",
+        login=login,
+        errors=errors or {},
+        captcha=new_captcha() if needs else None,
+    ), status
+
+
+@bp.get("/recover")
+def start():
+    return _form()
+
+
+@bp.post("/recover")
+def submit():
+    login = request.form.get("login", "")
+    try:
+        kind, value = parse_login(login)
+    except ValidationError:
+        return _form(login, {"login": ERRORS["login"]}, 400)
+    policy = services().captcha_policy
+    policy.note_attempt(client_address(), value)
+    if captcha_needed(value, value if kind == "phone" else None) and not captcha_ok(request.form):
+        return _form(login, {"captcha": ERRORS["captcha"]}, 400)
+    try:
+        flow = services().recovery.start(login, client_address())
+    except (SmsRefused, DeliveryFailed):
+        return _form(login, {"login": "Не удалось отправить сообщение. Попробуйте позже."}, 503)
+    if kind == "phone":
+        policy.note_sms(value)
+    remember_flow("recover", flow.id)
+    if kind == "phone":
+        return redirect(url_for("recover.confirm"), code=303)
+    return render_template("recover/sent.html", masked=mask_contact(value))
+
+
+def _flow():
+    return services().recovery.get(flow_id("recover"))
+
+
+@bp.route("/recover/confirm", methods=["GET", "POST"])
+def confirm():
+    flow = _flow()
+    error, status = None, 200
+    if request.method == "POST":
+        try:
+            services().recovery.confirm_code(flow.id, request.form.get("code", ""))
+            return redirect(url_for("recover.password"), code=303)
+        except SecretRejected as exc:
+            error, status = secret_error(exc), 400
+        except IllegalTransition:
+            return redirect(url_for("recover.password"), code=303)
+    return render_template(
+        "recover/confirm.html",
+        masked=mask_contact(flow.contact_value),
+        error=error,
+        wait=services().verifier.cooldown(flow),
+        action=url_for("recover.confirm"),
+        resend=url_for("recover.resend"),
+    ), status
+
+
+@bp.post("/recover/resend")
+def resend():
+    flow = _flow()
+    try:
+        services().recovery.resend(flow.id, client_address())
+    except Throttled as exc:
+        return (
+            render_template(
+                "recover/confirm.html",
+                masked=mask_contact(flow.contact_value),
+                error=f"Повторная отправка будет доступна через {exc.retry_after} с.",
+                wait=exc.retry_after,
+                action=url_for("recover.confirm"),
+                resend=url_for("recover.resend"),
+            ),
+            429,
+            {"Retry-After": str(exc.retry_after)},
+        )
+    return redirect(url_for("recover.confirm"), code=303)
+
+
+@bp.route("/recover/<token>", methods=["GET", "POST"])
+def link(token: str):
+    if request.method == "GET":
+        row = services().verifier.find_by_link(token)
+        return render_template("recover/link.html", token=token, valid=row is not None)
+    try:
+        flow = services().recovery.confirm_link(token)
+    except SecretRejected as exc:
+        return render_template(
+            "recover/link.html", token=token, valid=False, error=secret_error(exc)
+        ), 400
+    remember_flow("recover", flow.id)
+    return redirect(url_for("recover.password"), code=303)
+
+
+@bp.route("/recover/password", methods=["GET", "POST"])
+def password():
+    flow = _flow()
+    if flow.state != "confirmed":
+        return redirect(url_for("recover.confirm"), code=303)
+    error, status = None, 200
+    if request.method == "POST":
+        try:
+            services().recovery.reset(flow.id, request.form.get("password", ""))
+        except ValidationError as exc:
+            error, status = getattr(exc, "message_ru", None) or str(exc), 400
+        else:
+            forget_flow("recover")
+            # No automatic sign-in after a reset (OWASP Forgot Password Cheat Sheet).
+            return redirect(url_for("auth.login", reset="1"), code=303)
+    return render_template("recover/password.html", error=error), status

@@ -1,0 +1,235 @@
+"""Registration pages: step 1 «Регистрация», step 2 «Подтвердите операцию» / the letter and
+the password, step 3 the main page; the legacy-cabinet upgrade; e-mail link confirmation."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, session, url_for
+
+from idp.domain.contacts import parse_login
+from idp.domain.errors import Conflict, Throttled, ValidationError
+from idp.domain.regions import REGIONS
+from idp.ports import DeliveryFailed
+from idp.services.authentication import PASSWORD_ACR
+from idp.services.delivery import SmsRefused, mask_contact
+from idp.services.registration import IllegalTransition
+from idp.services.verification import SecretRejected
+from idp.web import client_address, services
+from idp.web.cookies import cookie_name, set_session_cookie
+from idp.web.forms import (
+    ERRORS,
+    captcha_needed,
+    captcha_ok,
+    flow_id,
+    forget_flow,
+    new_captcha,
+    remember_flow,
+    secret_error,
+)
+
+bp = Blueprint("register", __name__)
+
+DELIVERY_FAILED = "Не удалось отправить сообщение. Попробуйте позже."
+
+
+def _step1(form=None, errors=None, status=200):
+    form = form or {}
+    needs = captcha_needed(None) or bool(errors and "captcha" in errors)
+    return render_template(
+        "register/step1.html",
+        form=form,
+        errors=errors or {},
+        regions=REGIONS,
+        captcha=new_captcha() if needs else None,
+    ), status
+
+
+@bp.get("/register")
+def start():
+    return _step1()
+
+
+@bp.post("/register")
+def submit():
+    form = request.form
+    contact = form.get("contact", "")
+    try:
+        kind, value = parse_login(contact)
+    except ValidationError:
+        kind, value = None, None
+    policy = services().captcha_policy
+    policy.note_attempt(client_address(), value)
+    if captcha_needed(value, value if kind == "phone" else None) and not captcha_ok(form):
+        return _step1(form, {"captcha": ERRORS["captcha"]}, 400)
+    try:
+        started = services().registration.start(
+            form.get("family_name", ""),
+            form.get("given_name", ""),
+            form.get("middle_name"),
+            form.get("region", ""),
+            contact,
+            form.get("accept") == "1",
+            client_address(),
+        )
+    except ValidationError as exc:
+        return _step1(form, {exc.field or "contact": ERRORS.get(exc.field or "contact")}, 400)
+    except SmsRefused:
+        return _step1(form, {"contact": "Отправка SMS на этот номер сейчас невозможна."}, 429)
+    except DeliveryFailed:
+        return _step1(form, {"contact": DELIVERY_FAILED}, 503)
+    if kind == "phone":
+        policy.note_sms(value)
+    remember_flow("register", started.flow.id)
+    if started.legacy:
+        return redirect(url_for("register.legacy"), code=303)
+    if kind == "phone":
+        return redirect(url_for("register.confirm"), code=303)
+    return redirect(url_for("register.letter_sent"), code=303)
+
+
+def _flow():
+    return services().registration.get(flow_id("register"))
+
+
+@bp.route("/register/confirm", methods=["GET", "POST"])
+def confirm():
+    flow = _flow()
+    error, status = None, 200
+    if request.method == "POST":
+        try:
+            services().registration.confirm_code(flow.id, request.form.get("code", ""))
+            return redirect(url_for("register.password"), code=303)
+        except SecretRejected as exc:
+            error, status = secret_error(exc), 400
+        except IllegalTransition:
+            return redirect(url_for("register.password"), code=303)
+    return render_template(
+        "register/confirm.html",
+        masked=mask_contact(flow.contact_value),
+        error=error,
+        wait=services().verifier.cooldown(flow),
+        action=url_for("register.confirm"),
+        resend=url_for("register.resend"),
+    ), status
+
+
+@bp.post("/register/resend")
+def resend():
+    flow = _flow()
+    try:
+        services().registration.resend(flow.id, client_address())
+    except Throttled as exc:
+        return (
+            render_template(
+                "register/confirm.html",
+                masked=mask_contact(flow.contact_value),
+                error=f"Повторная отправка будет доступна через {exc.retry_after} с.",
+                wait=exc.retry_after,
+                action=url_for("register.confirm"),
+                resend=url_for("register.resend"),
+            ),
+            429,
+            {"Retry-After": str(exc.retry_after)},
+        )
+    except (SmsRefused, DeliveryFailed):
+        return render_template(
+            "register/confirm.html",
+            masked=mask_contact(flow.contact_value),
+            error=DELIVERY_FAILED,
+            wait=0,
+            action=url_for("register.confirm"),
+            resend=url_for("register.resend"),
+        ), 503
+    return redirect(url_for("register.confirm"), code=303)
+
+
+@bp.get("/register/sent")
+def letter_sent():
+    flow = _flow()
+    return render_template("register/sent.html", masked=mask_contact(flow.contact_value))
+
+
+@bp.route("/confirm/<token>", methods=["GET", "POST"])
+def confirm_link(token: str):
+    """A GET only shows a button (mail scanners change nothing); the POST confirms."""
+    row = services().verifier.find_by_link(token)
+    if request.method == "GET":
+        return render_template("register/link.html", token=token, valid=row is not None)
+    if row is None:
+        return render_template("register/link.html", token=token, valid=False), 400
+    try:
+        if row.purpose == "change_contact":
+            services().profile.confirm_contact_link(token, client_address())
+            return redirect(url_for("profile.show", changed="1"), code=303)
+        confirmed = services().registration.confirm_link(token)
+    except SecretRejected as exc:
+        return render_template(
+            "register/link.html", token=token, valid=False, error=secret_error(exc)
+        ), 400
+    except Conflict:
+        return render_template("register/link.html", token=token, valid=False), 409
+    remember_flow("register", confirmed.id)
+    return redirect(url_for("register.password"), code=303)
+
+
+@bp.route("/register/password", methods=["GET", "POST"])
+def password():
+    flow = _flow()
+    if flow.state != "confirmed":
+        return redirect(
+            url_for("register.confirm" if flow.state == "code_sent" else "register.letter_sent"),
+            code=303,
+        )
+    error, status = None, 200
+    if request.method == "POST":
+        try:
+            user = services().registration.complete(flow.id, request.form.get("password", ""))
+        except ValidationError as exc:
+            error, status = getattr(exc, "message_ru", None) or str(exc), 400
+        except Conflict:
+            forget_flow("register")
+            return render_template(
+                "error.html",
+                status=409,
+                message=(
+                    "Не удалось завершить регистрацию: эти контактные данные уже заняты. "
+                    "Войдите или восстановите пароль."
+                ),
+            ), 409
+        else:
+            forget_flow("register")
+            opened = services().sessions.open(
+                user,
+                amr=["pwd"],
+                acr=PASSWORD_ACR,
+                remember=False,
+                ip=client_address(),
+                user_agent=request.headers.get("User-Agent"),
+                previous_cookie=request.cookies.get(cookie_name()),
+            )
+            session.clear()
+            response = redirect(url_for("account.home", welcome="1"), code=303)
+            set_session_cookie(response, opened)
+            return response
+    return render_template(
+        "register/password.html", error=error, masked=mask_contact(flow.contact_value)
+    ), status
+
+
+@bp.route("/register/legacy", methods=["GET", "POST"])
+def legacy():
+    flow = _flow()
+    error, status = None, 200
+    if request.method == "POST":
+        if not captcha_ok(request.form):
+            error, status = ERRORS["captcha"], 400
+        elif services().registration.upgrade_legacy(flow.id, request.form.get("password", "")):
+            forget_flow("register")
+            return redirect(url_for("auth.login", upgraded="1"), code=303)
+        else:
+            error, status = "wrong_password", 400
+    return render_template(
+        "register/legacy.html",
+        error=error,
+        masked=mask_contact(flow.contact_value),
+        captcha=new_captcha(),
+    ), status

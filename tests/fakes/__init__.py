@@ -1,0 +1,1 @@
+"""Fakes of the outside world for tests: real servers speaking the real protocols."""
