@@ -188,8 +188,15 @@ class ProfileService:
         except IntegrityError:
             self._db.rollback()
             raise Conflict("the contact was taken meanwhile") from None
+        # Tell the account through a contact it already had: the replaced one, or else the
+        # other kind (adding an e-mail is announced to the phone).
+        other_kind = "email" if row.contact_kind == "phone" else "phone"
+        other = user.email if other_kind == "email" else user.phone
         if old:
-            self._delivery.notify_contact(row.contact_kind, old, "contact_changed", address=address)
+            self._delivery.notify_contact(row.contact_kind, old, "contact_changed",
+                                          address=address)
+        elif other:
+            self._delivery.notify_contact(other_kind, other, "contact_changed", address=address)
         return user
 
     # --- sessions -------------------------------------------------------------------------
