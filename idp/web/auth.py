@@ -50,12 +50,18 @@ def login():
     if request.method == "GET":
         if interaction is None and current_session() is not None:
             return redirect(url_for("account.home"), code=303)
+        notice = None
+        if request.args.get("reset"):
+            notice = "Пароль изменён. Войдите с новым паролем."
+        elif request.args.get("upgraded"):
+            notice = "Учётная запись подключена к Единому личному кабинету. Войдите."
         return render_template(
             "login.html",
             interaction=uid,
             client_name=_client_name(interaction),
             login=hint[:254],
             error=None,
+            notice=notice,
         )
 
     login_value = request.form.get("login", "")
