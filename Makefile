@@ -45,7 +45,7 @@ run: install proto
 	@echo "linking service (gRPC) at 127.0.0.1:50051"
 	@trap 'kill 0' INT TERM EXIT; \
 	  $(BIN)/linking-service serve & \
-	  $(BIN)/idp serve --host 127.0.0.1 --port 8000
+	  IDP_LINKING_TARGET=127.0.0.1:50051 $(BIN)/idp serve --host 127.0.0.1 --port 8000
 
 services-check:
 	bash scripts/check-services.sh

@@ -58,6 +58,19 @@ def _senders(settings: Settings, session):
     return sms, email
 
 
+def _linking(settings: Settings, services):
+    """The linking service client at "account confirmed", or a no-op twin when unset."""
+    from idp.adapters.linking_grpc import GrpcLinkingClient, RecordingLinkingClient
+
+    if not settings.linking_target or not settings.resources:
+        return RecordingLinkingClient()
+    resource = settings.resources[0]
+    return GrpcLinkingClient(
+        settings.linking_target,
+        lambda: services.tokens.service_token("linking:auto", resource),
+    )
+
+
 def create_app(
     settings: Settings | None = None,
     notifier=None,
@@ -66,6 +79,7 @@ def create_app(
     sms=None,
     email=None,
     captcha_renderer=None,
+    linking=None,
 ) -> Flask:
     """Build the app. Tests may pass their own store, senders, notifier and clock."""
     settings = settings or load_settings()
@@ -124,8 +138,11 @@ def create_app(
             email or default_email,
             captcha_renderer,
             clock,
+            # "Account confirmed": the seam where the linking service attaches billing accounts.
+            on_confirmed=lambda user: app.extensions["idp.linking"].auto_attach(user),
         )
         server = OIDCServer(app, settings, services, store)
+    app.extensions["idp.linking"] = linking or _linking(settings, services)
     app.extensions["idp.settings"] = settings
     app.extensions["idp.services"] = services
     app.extensions["idp.server"] = server

@@ -74,6 +74,8 @@ class Settings:
     smtp_password: str | None = None
     smtp_security: str = "starttls"
     mail_from: str = "ЕЛК Ростелеком <no-reply@lk.rt.ru>"
+    # host:port of the linking service for automatic attachment; unset: not called.
+    linking_target: str | None = None
     terms_version: str = "2026-01"
     privacy_version: str = "2026-01"
 
@@ -257,6 +259,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         smtp_password=env.get("IDP_SMTP_PASSWORD") or None,
         smtp_security=security,
         mail_from=env.get("IDP_MAIL_FROM", "ЕЛК Ростелеком <no-reply@lk.rt.ru>"),
+        linking_target=env.get("IDP_LINKING_TARGET") or None,
     )
     if settings.code_ttl > 600:
         raise ConfigError("IDP_CODE_TTL must be at most 600 seconds (RFC 6749 §4.1.2)")

@@ -76,3 +76,12 @@ class CaptchaRenderer(Protocol):
     """Draws a captcha image (PNG bytes) for the given text."""
 
     def render(self, text: str) -> bytes: ...
+
+
+class LinkingClient(Protocol):
+    """The linking service, as the IdP uses it: attach a new account's billing accounts."""
+
+    def auto_attach(self, user) -> list[str]:
+        """Ask for automatic attachment for a newly confirmed account; the attached account
+        numbers. Best effort: never raises (the customer can attach accounts later)."""
+        ...

@@ -278,6 +278,16 @@ class TokenService:
         claims.update(user_claims(user, split_scope(scope)))
         return self._keys.sign(claims, client.id_token_signed_response_alg or "ES256", typ="JWT")
 
+    def service_token(self, scope: str, audience: str, ttl: int = 120) -> str:
+        """A short access token the IdP mints for its own calls to a resource (RFC 9068),
+        e.g. ``linking:auto`` for AutoAttach; nothing to revoke, so no grant is stored."""
+        now = self._now()
+        claims = {
+            "iss": self._policy.issuer, "sub": "idp", "client_id": "idp", "aud": audience,
+            "iat": now, "nbf": now, "exp": now + ttl, "jti": new_token(18), "scope": scope,
+        }
+        return self._keys.sign(claims, self._policy.default_alg, typ="at+jwt")
+
     # --- refresh tokens ------------------------------------------------------------------
 
     def rotate_refresh(self, refresh_token: str, client_id: str) -> Grant | None:

@@ -1,0 +1,58 @@
+"""The IdP's client of the linking service (``AutoAttach`` at "account confirmed"), and its
+twin. The only IdP module that touches gRPC and the generated contract."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import grpc
+
+from linking_service.gen.linking.v1 import linking_pb2 as pb
+from linking_service.gen.linking.v1 import linking_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+
+class GrpcLinkingClient:
+    def __init__(self, target: str, mint_token: Callable[[], str], timeout: float = 3.0) -> None:
+        self._channel = grpc.insecure_channel(target)
+        self._stub = pb_grpc.LinkingServiceStub(self._channel)
+        self._mint = mint_token
+        self._timeout = timeout
+
+    def auto_attach(self, user) -> list[str]:
+        request = pb.AutoAttachRequest(
+            # One id per account: a retry (or a second registration step) attaches nothing twice.
+            request_id=f"register-{user.id}"[:64],
+            subject=user.id,
+            family_name=user.family_name,
+            given_name=user.given_name,
+            middle_name=user.middle_name or "",
+            region=user.region or "",
+            confirmed_phones=[user.phone] if user.phone and user.phone_verified else [],
+            confirmed_emails=[user.email] if user.email and user.email_verified else [],
+        )
+        try:
+            response = self._stub.AutoAttach(
+                request, timeout=self._timeout,
+                metadata=(("authorization", f"Bearer {self._mint()}"),),
+            )
+        except grpc.RpcError as exc:
+            log.warning("automatic attachment for %s failed: %s", user.id, exc.code())
+            return []
+        return [account.number for account in response.attached]
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+class RecordingLinkingClient:
+    """The twin (and the default when no linking service is configured)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def auto_attach(self, user) -> list[str]:
+        self.calls.append(user.id)
+        return []

@@ -1,0 +1,62 @@
+"""The seam at "account confirmed": the IdP asks the real linking service to attach the new
+customer's billing accounts, with a token the IdP minted for itself."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from idp.adapters.linking_grpc import GrpcLinkingClient
+from idp.adapters.sql.models import OutboxMessage
+from linking_service.gen.linking.v1 import linking_pb2 as pb
+
+
+def mint(live):
+    def token():
+        with live.ctx():
+            return live.services.tokens.service_token("linking:auto", "urn:elk:linking-service")
+    return token
+
+
+def register(live, phone: str):
+    from idp.extensions import db
+
+    with live.ctx():
+        reg = live.services.registration
+        flow = reg.start("Орлова", "Вера", "Павловна", "Пермский край", phone, True, "203.0.113.9")
+        body = db.session.scalar(select(OutboxMessage.body).where(
+            OutboxMessage.recipient == phone).order_by(OutboxMessage.id.desc()))
+        reg.confirm_code(flow.flow.id, re.search(r"\b(\d{6})\b", body).group(1))
+        return reg.complete(flow.flow.id, "Ночной-поезд-на-Пермь").id
+
+
+def test_a_new_account_gets_its_billing_accounts(linking):
+    live = linking.idp
+    linking.add_account("590000000301", family="Орлова", given="Вера", middle="Павловна",
+                        phones=["+79995550301"])
+    linking.add_account("590000000302", family="Орлова", given="Вера", middle="Павловна",
+                        phones=["+79995559999"])  # no confirmed contact in common
+    client = GrpcLinkingClient(linking.target, mint(live))
+    live.app.extensions["idp.linking"] = client
+    try:
+        sub = register(live, "+79995550301")
+    finally:
+        client.close()
+    owner = linking.stub.GetAccountOwner(
+        pb.GetAccountOwnerRequest(account_number="590000000301"),
+        metadata=linking.auth(linking.service_token("linking:read")))
+    assert owner.subject == sub
+    other = linking.stub.GetAccountOwner(
+        pb.GetAccountOwnerRequest(account_number="590000000302"),
+        metadata=linking.auth(linking.service_token("linking:read")))
+    assert other.subject == ""
+
+
+def test_registration_survives_the_linking_service_being_down(live):
+    client = GrpcLinkingClient("127.0.0.1:1", mint(live), timeout=0.5)
+    live.app.extensions["idp.linking"] = client
+    try:
+        assert register(live, "+79995550302")  # the account exists; attachment can wait
+    finally:
+        client.close()
