@@ -6,6 +6,7 @@ import re
 import unicodedata
 
 import phonenumbers
+from email_validator import EmailNotValidError, validate_email
 
 from idp.domain.errors import ValidationError
 
@@ -13,11 +14,16 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s.]{2,63}$")
 
 
 def normalize_email(raw: str) -> str:
-    """Trim and lower-case an address; reject what cannot be an address (RFC 5321 lengths)."""
-    value = unicodedata.normalize("NFC", raw.strip()).lower()
+    """Validate an address's syntax (email-validator, no DNS lookups: RFC 5321/6531) and
+    return it lower-cased, so one mailbox is one login."""
+    value = unicodedata.normalize("NFC", raw.strip())
     if len(value) > 254 or not _EMAIL.match(value):
         raise ValidationError("not an e-mail address", field="email")
-    return value
+    try:
+        checked = validate_email(value, check_deliverability=False)
+    except EmailNotValidError:
+        raise ValidationError("not an e-mail address", field="email") from None
+    return checked.normalized.lower()
 
 
 def normalize_phone(raw: str, region: str = "RU", mobile_only: bool = True) -> str:
