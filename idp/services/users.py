@@ -19,8 +19,15 @@ from idp.services.passwords import MAX_PASSWORD_LENGTH, PasswordHasher
 MIN_PASSWORD_LENGTH = 8
 
 
+_NAME_PUNCTUATION = "-' ’"
+_CYRILLIC = set("абвгдеёжзийклмнопрстуфхцчшщъыьэюя")
+_LATIN = set("abcdefghijklmnopqrstuvwxyz")
+
+
 def check_name(value: str | None, field: str, required: bool = True) -> str | None:
-    """Trim, NFC-normalise and refuse control or invisible characters in a person's name."""
+    """A person's name: Cyrillic or Latin letters, hyphens, apostrophes and spaces; trimmed,
+    NFC-normalised, at most 100 characters. Control and invisible characters, digits, markup
+    and words that mix Cyrillic and Latin letters (homoglyph spoofing) are refused."""
     value = unicodedata.normalize("NFC", (value or "").strip())
     if not value:
         if required:
@@ -28,9 +35,16 @@ def check_name(value: str | None, field: str, required: bool = True) -> str | No
         return None
     if len(value) > 100:
         raise ValidationError(f"{field} is longer than 100 characters", field)
-    for ch in value:
-        if unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs", "Zl", "Zp"):
-            raise ValidationError(f"{field} contains a control or invisible character", field)
+    for word in value.replace("-", " ").replace("'", " ").replace("’", " ").split():
+        letters = set(word.lower())
+        if not letters <= _CYRILLIC | _LATIN:
+            raise ValidationError(f"{field} may hold only letters, hyphens and apostrophes", field)
+        if letters & _CYRILLIC and letters & _LATIN:
+            raise ValidationError(f"{field} mixes Cyrillic and Latin letters", field)
+    if not all(ch.isalpha() or ch in _NAME_PUNCTUATION for ch in value):
+        raise ValidationError(f"{field} may hold only letters, hyphens and apostrophes", field)
+    if "  " in value:
+        raise ValidationError(f"{field} has repeated spaces", field)
     return value
 
 
