@@ -284,7 +284,7 @@ def test_every_bad_row_is_reported_with_its_line_and_nothing_is_imported(live, t
     assert "source is required" in by_line["line 8"]
     assert "expected 9 fields, found 5" in by_line["line 9"]
     assert "email: 'bad@' is not an e-mail address" in by_line["line 10"]
-    assert "given_name contains a control or invisible character" in by_line["line 10"]
+    assert "given_name may hold only letters, hyphens and apostrophes" in by_line["line 10"]
     assert "email: differs from the login" in by_line["line 12"]
     assert "region: 'Пермская обл.' is not a federal subject of Russia" in by_line["line 13"]
     assert user_count(live) == before
