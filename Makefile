@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export IDP_VAR_DIR ?= $(CURDIR)/var
 
-.PHONY: install run test test-fast lint proto bench clean browser services-check
+.PHONY: install run test test-fast lint proto bench clean browser services-check messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,22 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# Compiled message catalogs (*.mo) are build artifacts: rebuilt from the .po files, never
+# committed. The pages are in Russian without them; English needs them.
+PO := $(wildcard idp/translations/*/LC_MESSAGES/messages.po)
+MO := $(PO:.po=.mo)
+$(MO): %.mo: %.po $(STAMP)
+	$(BIN)/pybabel -q compile -i $< -o $@
+
+install: $(STAMP) $(MO)
+
+# Re-extract the pages' messages (Russian msgids) and merge them into every .po; translate
+# the new or changed entries (fuzzy ones are not compiled), then `make install`.
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext -w 100 --add-location=file \
+	  --project=elk-identity --copyright-holder="PJSC Rostelecom" \
+	  -o idp/translations/messages.pot .
+	$(BIN)/pybabel update -i idp/translations/messages.pot -d idp/translations -w 100
 
 browser:
 	bash scripts/install-browser.sh

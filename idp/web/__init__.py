@@ -33,7 +33,10 @@ def register_web(app: Flask) -> None:
         dev,
         discovery,
         errors,
+        filters,
         health,
+        i18n,
+        legal,
         oauth,
         profile,
         recover,
@@ -43,7 +46,10 @@ def register_web(app: Flask) -> None:
 
     security.init_app(app)
     errors.init_app(app)
-    for module in (discovery, health, oauth, auth, account, register, recover, profile, dev):
+    i18n.init_app(app)
+    filters.init_app(app)
+    blueprints = (discovery, health, oauth, auth, account, register, recover, profile, legal, dev)
+    for module in blueprints:
         app.register_blueprint(module.bp)
     for view in (
         oauth.authorize,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask_babel import gettext, lazy_gettext
 
 from idp.domain.errors import AuthenticationFailed
 from idp.domain.scopes import split_scope
@@ -14,14 +15,14 @@ from idp.web.oauth import StoredRequest, load_interaction, process_authorization
 bp = Blueprint("auth", __name__)
 
 SCOPE_LABELS = {
-    "openid": "Идентификатор вашей учётной записи",
-    "profile": "Фамилия, имя и отчество",
-    "email": "Адрес электронной почты",
-    "phone": "Номер мобильного телефона",
-    "offline_access": "Доступ к данным, когда вы не в сети",
+    "openid": lazy_gettext("Идентификатор вашей учётной записи"),
+    "profile": lazy_gettext("Фамилия, имя и отчество"),
+    "email": lazy_gettext("Адрес электронной почты"),
+    "phone": lazy_gettext("Номер мобильного телефона"),
+    "offline_access": lazy_gettext("Доступ к данным, когда вы не в сети"),
 }
 
-GENERIC_FAILURE = "Неверный логин или пароль."
+GENERIC_FAILURE = lazy_gettext("Неверный логин или пароль.")
 
 
 def _client_name(interaction: dict | None) -> str | None:
@@ -44,7 +45,7 @@ def login():
         return render_template(
             "error.html",
             status=400,
-            message="Время на вход истекло. Вернитесь в приложение и начните заново.",
+            message=gettext("Время на вход истекло. Вернитесь в приложение и начните заново."),
         ), 400
     hint = (interaction or {}).get("params", {}).get("login_hint", "")
     if request.method == "GET":
@@ -52,9 +53,9 @@ def login():
             return redirect(url_for("account.home"), code=303)
         notice = None
         if request.args.get("reset"):
-            notice = "Пароль изменён. Войдите с новым паролем."
+            notice = gettext("Пароль изменён. Войдите с новым паролем.")
         elif request.args.get("upgraded"):
-            notice = "Учётная запись подключена к Единому личному кабинету. Войдите."
+            notice = gettext("Учётная запись подключена к Единому личному кабинету. Войдите.")
         return render_template(
             "login.html",
             interaction=uid,
@@ -75,7 +76,7 @@ def login():
             interaction=uid,
             client_name=_client_name(interaction),
             login=login_value[:254],
-            error=GENERIC_FAILURE,
+            error=str(GENERIC_FAILURE),
         ), 200
     opened = services().sessions.open(
         user,
@@ -100,7 +101,7 @@ def consent(uid: str):
         return render_template(
             "error.html",
             status=400,
-            message="Время на вход истекло. Вернитесь в приложение и начните заново.",
+            message=gettext("Время на вход истекло. Вернитесь в приложение и начните заново."),
         ), 400
     sso = current_session()
     if sso is None:
@@ -125,5 +126,5 @@ def consent(uid: str):
         "consent.html",
         uid=uid,
         client_name=client.name if client else "",
-        scopes=[(s, SCOPE_LABELS.get(s, s)) for s in scopes],
+        scopes=[(s, str(SCOPE_LABELS.get(s, s))) for s in scopes],
     )

@@ -1,10 +1,12 @@
-"""Errors mapped once to responses: JSON for API paths, a Russian page for people."""
+"""Errors mapped once to responses: JSON for API paths, a page in the user's language for
+people."""
 
 from __future__ import annotations
 
 import logging
 
 from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext, lazy_gettext
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -17,14 +19,14 @@ log = logging.getLogger(__name__)
 API_PREFIXES = ("/token", "/userinfo", "/revoke", "/introspect", "/jwks.json", "/.well-known")
 
 MESSAGES = {
-    400: "Некорректный запрос.",
-    403: "Запрос отклонён. Обновите страницу и попробуйте ещё раз.",
-    404: "Страница не найдена.",
-    405: "Метод не поддерживается.",
-    413: "Слишком большой запрос.",
-    429: "Слишком много попыток. Попробуйте позже.",
-    500: "Внутренняя ошибка. Попробуйте позже.",
-    503: "Сервис временно недоступен. Попробуйте позже.",
+    400: lazy_gettext("Некорректный запрос."),
+    403: lazy_gettext("Запрос отклонён. Обновите страницу и попробуйте ещё раз."),
+    404: lazy_gettext("Страница не найдена."),
+    405: lazy_gettext("Метод не поддерживается."),
+    413: lazy_gettext("Слишком большой запрос."),
+    429: lazy_gettext("Слишком много попыток. Попробуйте позже."),
+    500: lazy_gettext("Внутренняя ошибка. Попробуйте позже."),
+    503: lazy_gettext("Сервис временно недоступен. Попробуйте позже."),
 }
 
 OAUTH_ERRORS = {
@@ -45,7 +47,10 @@ def render_error(status: int, detail: str | None = None, headers: dict | None = 
         response = jsonify(body)
     else:
         response = render_template(
-            "error.html", status=status, message=MESSAGES.get(status, MESSAGES[400]), detail=detail
+            "error.html",
+            status=status,
+            message=str(MESSAGES.get(status, MESSAGES[400])),
+            detail=detail,
         )
     return response, status, headers or {}
 
@@ -72,16 +77,17 @@ def init_app(app: Flask) -> None:
     def sms_refused(exc):
         status = 400 if exc.retry_after is None else 429
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-        return render_error(status, "Отправка SMS на этот номер сейчас невозможна.", headers)
+        message = gettext("Отправка SMS на этот номер сейчас невозможна.")
+        return render_error(status, message, headers)
 
     @app.errorhandler(DeliveryFailed)
     def delivery_failed(exc):
         log.error("delivery failed: %s", exc)
-        return render_error(503, "Не удалось отправить сообщение.", {"Retry-After": "30"})
+        return render_error(503, gettext("Не удалось отправить сообщение."), {"Retry-After": "30"})
 
     @app.errorhandler(NotFound)
     def flow_not_found(exc):
-        return render_error(404, "Сеанс истёк или не найден. Начните заново.")
+        return render_error(404, gettext("Сеанс истёк или не найден. Начните заново."))
 
     @app.errorhandler(IdpError)
     def domain_error(exc):

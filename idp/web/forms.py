@@ -5,30 +5,64 @@ from __future__ import annotations
 import base64
 
 from flask import session
+from flask_babel import gettext, lazy_gettext
 
+from idp.services.passwords import MAX_PASSWORD_LENGTH
+from idp.services.users import MIN_PASSWORD_LENGTH
 from idp.web import client_address, services
 
 ERRORS = {
-    "family_name": "Укажите фамилию (буквы, дефис, апостроф, пробел).",
-    "given_name": "Укажите имя (буквы, дефис, апостроф, пробел).",
-    "middle_name": "Отчество может содержать только буквы, дефис, апостроф и пробел.",
-    "region": "Выберите регион из списка.",
-    "contact": "Укажите номер мобильного телефона или e-mail.",
-    "accept": "Примите Пользовательское соглашение и Политику конфиденциальности.",
-    "captcha": "Неверный код с картинки. Попробуйте ещё раз.",
-    "login": "Укажите номер телефона или e-mail.",
+    "family_name": lazy_gettext("Укажите фамилию (буквы, дефис, апостроф, пробел)."),
+    "given_name": lazy_gettext("Укажите имя (буквы, дефис, апостроф, пробел)."),
+    "middle_name": lazy_gettext("Отчество может содержать только буквы, дефис, апостроф и пробел."),
+    "region": lazy_gettext("Выберите регион из списка."),
+    "contact": lazy_gettext("Укажите номер мобильного телефона или e-mail."),
+    "accept": lazy_gettext("Примите Пользовательское соглашение и Политику конфиденциальности."),
+    "captcha": lazy_gettext("Неверный код с картинки. Попробуйте ещё раз."),
+    "login": lazy_gettext("Укажите номер телефона или e-mail."),
 }
 
+# ``wrong`` takes ``%(left)s``, the tries left.
 SECRET_ERRORS = {
-    "wrong": "Неверный код. Осталось попыток: {left}.",
-    "expired": "Срок действия кода истёк. Запросите новый код.",
-    "exhausted": "Слишком много неверных попыток. Запросите новый код.",
-    "used": "Этот код или ссылка уже использованы.",
+    "wrong": lazy_gettext("Неверный код. Осталось попыток: %(left)s."),
+    "expired": lazy_gettext("Срок действия кода истёк. Запросите новый код."),
+    "exhausted": lazy_gettext("Слишком много неверных попыток. Запросите новый код."),
+    "used": lazy_gettext("Этот код или ссылка уже использованы."),
+}
+
+# The reasons of :class:`idp.services.password_policy.WeakPassword`, in the page's language.
+PASSWORD_ERRORS = {
+    "too_short": lazy_gettext(
+        "Пароль должен содержать не менее %(count)s символов", count=MIN_PASSWORD_LENGTH
+    ),
+    "too_long": lazy_gettext(
+        "Пароль должен содержать не более %(count)s символов", count=MAX_PASSWORD_LENGTH
+    ),
+    "common": lazy_gettext("Пароль слишком распространён"),
+    "personal": lazy_gettext("Пароль не должен содержать ваше имя, телефон или e-mail"),
+    "service_name": lazy_gettext(
+        "Пароль не должен содержать название сервиса: «Ростелеком» или «ЕЛК»"
+    ),
+    "repetitive": lazy_gettext(
+        "Пароль не должен состоять из повторов или простых последовательностей символов, "
+        "например «aaaaaaaa», «12345678» или «qwertyui»"
+    ),
 }
 
 
 def secret_error(exc) -> str:
-    return SECRET_ERRORS.get(exc.reason, SECRET_ERRORS["wrong"]).format(left=exc.tries_left)
+    reason = exc.reason if exc.reason in SECRET_ERRORS else "wrong"
+    message = str(SECRET_ERRORS[reason])
+    return message % {"left": exc.tries_left} if reason == "wrong" else message
+
+
+def password_error(exc) -> str:
+    """Why a chosen password was refused: the policy's reason, said in the page's language."""
+    reason = getattr(exc, "reason", None)
+    if reason in PASSWORD_ERRORS:
+        return str(PASSWORD_ERRORS[reason])
+    fallback = getattr(exc, "message_ru", None)
+    return fallback or gettext("Этот пароль не подходит. Придумайте другой.")
 
 
 def new_captcha() -> dict:

@@ -14,6 +14,7 @@ from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext
 
 from idp.domain.scopes import split_scope
 from idp.services.crypto import new_token
@@ -73,7 +74,7 @@ def _error_response(error: OAuth2Error):
     return render_template(
         "error.html",
         status=400,
-        message="Приложение передало некорректный запрос на вход.",
+        message=gettext("Приложение передало некорректный запрос на вход."),
         detail=f"{error.error}: {error.description or ''}".strip(),
     ), 400
 
@@ -145,7 +146,7 @@ def resume(uid: str):
         return render_template(
             "error.html",
             status=400,
-            message="Время на вход истекло. Вернитесь в приложение и начните заново.",
+            message=gettext("Время на вход истекло. Вернитесь в приложение и начните заново."),
         ), 400
     req = StoredRequest(settings().issuer + "/authorize", interaction["params"])
     return process_authorization(req, interaction, uid)
@@ -263,7 +264,10 @@ def end_session():
     target, sub, error = _logout_target(params)
     if error:
         return render_template(
-            "error.html", status=400, message="Некорректный запрос на выход.", detail=error
+            "error.html",
+            status=400,
+            message=gettext("Некорректный запрос на выход."),
+            detail=error,
         ), 400
     session = current_session()
     if session is None:
@@ -286,7 +290,10 @@ def confirm_logout():
     target, _, error = _logout_target(request.form)
     if error:
         return render_template(
-            "error.html", status=400, message="Некорректный запрос на выход.", detail=error
+            "error.html",
+            status=400,
+            message=gettext("Некорректный запрос на выход."),
+            detail=error,
         ), 400
     return finish_logout(target)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask_babel import gettext, lazy_gettext
 
 from idp.domain.errors import AuthenticationFailed, Conflict, Throttled, ValidationError
 from idp.ports import DeliveryFailed
@@ -11,11 +12,11 @@ from idp.services.registration import IllegalTransition
 from idp.services.verification import SecretRejected
 from idp.web import client_address, services
 from idp.web.cookies import current_session
-from idp.web.forms import flow_id, forget_flow, remember_flow, secret_error
+from idp.web.forms import flow_id, forget_flow, password_error, remember_flow, secret_error
 
 bp = Blueprint("profile", __name__, url_prefix="/account/profile")
 
-WRONG_PASSWORD = "Неверный текущий пароль."
+WRONG_PASSWORD = lazy_gettext("Неверный текущий пароль.")
 
 
 def _signed_in():
@@ -58,9 +59,9 @@ def change_password():
             sso.id,
         )
     except AuthenticationFailed:
-        return _page(user, sso, 400, password_error=WRONG_PASSWORD)
+        return _page(user, sso, 400, password_error=str(WRONG_PASSWORD))
     except ValidationError as exc:
-        return _page(user, sso, 400, password_error=getattr(exc, "message_ru", str(exc)))
+        return _page(user, sso, 400, password_error=password_error(exc))
     return redirect(url_for("profile.show", saved="password"), code=303)
 
 
@@ -77,13 +78,16 @@ def change_contact():
             client_address(),
         )
     except AuthenticationFailed:
-        return _page(user, sso, 400, contact_error=WRONG_PASSWORD)
+        return _page(user, sso, 400, contact_error=str(WRONG_PASSWORD))
     except ValidationError:
         return _page(
-            user, sso, 400, contact_error="Укажите новый номер мобильного телефона или e-mail."
+            user,
+            sso,
+            400,
+            contact_error=gettext("Укажите новый номер мобильного телефона или e-mail."),
         )
     except (SmsRefused, DeliveryFailed):
-        return _page(user, sso, 503, contact_error="Не удалось отправить сообщение.")
+        return _page(user, sso, 503, contact_error=gettext("Не удалось отправить сообщение."))
     remember_flow("contact", flow.id)
     if flow.contact_kind == "phone":
         return redirect(url_for("profile.confirm_contact"), code=303)
@@ -105,7 +109,7 @@ def confirm_contact():
         except SecretRejected as exc:
             error, status = secret_error(exc), 400
         except (IllegalTransition, Conflict):
-            error, status = "Не удалось изменить контактные данные.", 409
+            error, status = gettext("Не удалось изменить контактные данные."), 409
         else:
             forget_flow("contact")
             return redirect(url_for("profile.show", changed="1"), code=303)
@@ -116,6 +120,7 @@ def confirm_contact():
         wait=services().verifier.cooldown(flow),
         action=url_for("profile.confirm_contact"),
         resend=url_for("profile.show"),
+        change_url=url_for("profile.show"),
     ), status
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask_babel import gettext
 
 from idp.domain.contacts import parse_login
 from idp.domain.errors import Throttled, ValidationError
@@ -18,6 +19,7 @@ from idp.web.forms import (
     flow_id,
     forget_flow,
     new_captcha,
+    password_error,
     remember_flow,
     secret_error,
 )
@@ -54,7 +56,9 @@ def submit():
     try:
         flow = services().recovery.start(login, client_address())
     except (SmsRefused, DeliveryFailed):
-        return _form(login, {"login": "Не удалось отправить сообщение. Попробуйте позже."}, 503)
+        return _form(
+            login, {"login": gettext("Не удалось отправить сообщение. Попробуйте позже.")}, 503
+        )
     if kind == "phone":
         policy.note_sms(value)
     remember_flow("recover", flow.id)
@@ -99,7 +103,10 @@ def resend():
             render_template(
                 "recover/confirm.html",
                 masked=mask_contact(flow.contact_value),
-                error=f"Повторная отправка будет доступна через {exc.retry_after} с.",
+                error=gettext(
+                    "Повторная отправка будет доступна через %(seconds)s с.",
+                    seconds=exc.retry_after,
+                ),
                 wait=exc.retry_after,
                 action=url_for("recover.confirm"),
                 resend=url_for("recover.resend"),
@@ -135,7 +142,7 @@ def password():
         try:
             services().recovery.reset(flow.id, request.form.get("password", ""))
         except ValidationError as exc:
-            error, status = getattr(exc, "message_ru", None) or str(exc), 400
+            error, status = password_error(exc), 400
         else:
             forget_flow("recover")
             # No automatic sign-in after a reset (OWASP Forgot Password Cheat Sheet).

@@ -4,6 +4,7 @@ the password, step 3 the main page; the legacy-cabinet upgrade; e-mail link conf
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask_babel import gettext, lazy_gettext
 
 from idp.domain.contacts import parse_login
 from idp.domain.errors import Conflict, Throttled, ValidationError
@@ -22,13 +23,14 @@ from idp.web.forms import (
     flow_id,
     forget_flow,
     new_captcha,
+    password_error,
     remember_flow,
     secret_error,
 )
 
 bp = Blueprint("register", __name__)
 
-DELIVERY_FAILED = "Не удалось отправить сообщение. Попробуйте позже."
+DELIVERY_FAILED = lazy_gettext("Не удалось отправить сообщение. Попробуйте позже.")
 
 
 def _step1(form=None, errors=None, status=200):
@@ -73,9 +75,11 @@ def submit():
     except ValidationError as exc:
         return _step1(form, {exc.field or "contact": ERRORS.get(exc.field or "contact")}, 400)
     except SmsRefused:
-        return _step1(form, {"contact": "Отправка SMS на этот номер сейчас невозможна."}, 429)
+        return _step1(
+            form, {"contact": gettext("Отправка SMS на этот номер сейчас невозможна.")}, 429
+        )
     except DeliveryFailed:
-        return _step1(form, {"contact": DELIVERY_FAILED}, 503)
+        return _step1(form, {"contact": str(DELIVERY_FAILED)}, 503)
     if kind == "phone":
         policy.note_sms(value)
     remember_flow("register", started.flow.id)
@@ -109,6 +113,7 @@ def confirm():
         wait=services().verifier.cooldown(flow),
         action=url_for("register.confirm"),
         resend=url_for("register.resend"),
+        change_url=url_for("register.start"),
     ), status
 
 
@@ -122,10 +127,14 @@ def resend():
             render_template(
                 "register/confirm.html",
                 masked=mask_contact(flow.contact_value),
-                error=f"Повторная отправка будет доступна через {exc.retry_after} с.",
+                error=gettext(
+                    "Повторная отправка будет доступна через %(seconds)s с.",
+                    seconds=exc.retry_after,
+                ),
                 wait=exc.retry_after,
                 action=url_for("register.confirm"),
                 resend=url_for("register.resend"),
+                change_url=url_for("register.start"),
             ),
             429,
             {"Retry-After": str(exc.retry_after)},
@@ -134,10 +143,11 @@ def resend():
         return render_template(
             "register/confirm.html",
             masked=mask_contact(flow.contact_value),
-            error=DELIVERY_FAILED,
+            error=str(DELIVERY_FAILED),
             wait=0,
             action=url_for("register.confirm"),
             resend=url_for("register.resend"),
+            change_url=url_for("register.start"),
         ), 503
     return redirect(url_for("register.confirm"), code=303)
 
@@ -184,13 +194,13 @@ def password():
         try:
             user = services().registration.complete(flow.id, request.form.get("password", ""))
         except ValidationError as exc:
-            error, status = getattr(exc, "message_ru", None) or str(exc), 400
+            error, status = password_error(exc), 400
         except Conflict:
             forget_flow("register")
             return render_template(
                 "error.html",
                 status=409,
-                message=(
+                message=gettext(
                     "Не удалось завершить регистрацию: эти контактные данные уже заняты. "
                     "Войдите или восстановите пароль."
                 ),

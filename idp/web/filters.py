@@ -1,0 +1,25 @@
+"""Jinja filters for how values are shown on the pages."""
+
+from __future__ import annotations
+
+import phonenumbers
+from flask import Flask
+
+
+def format_phone(value: str | None) -> str:
+    """An E.164 number as people write it: ``+79995553900`` → ``+7 999 555-39-00``
+    (ITU-T E.123 international notation, as libphonenumber formats it). Anything that is not a
+    number (an e-mail, a masked number, nothing) is returned as it came."""
+    if not value or not value.startswith("+") or not value[1:].isdigit():
+        return value or ""
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return value
+    if not phonenumbers.is_possible_number(number):
+        return value
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters["phone"] = format_phone
