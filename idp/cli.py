@@ -54,8 +54,12 @@ def keys() -> None:
 
 @keys.command("rotate")
 @click.option("--alg", type=click.Choice(["ES256", "RS256"]), default="ES256", show_default=True)
-@click.option("--now", "immediately", is_flag=True,
-              help="Sign with the new key at once (a compromised key), not after propagation.")
+@click.option(
+    "--now",
+    "immediately",
+    is_flag=True,
+    help="Sign with the new key at once (a compromised key), not after propagation.",
+)
 def keys_rotate(alg: str, immediately: bool) -> None:
     """Publish a new key; it signs after every cache has seen it, and the old key stays
     published until its tokens expire."""

@@ -29,10 +29,17 @@ MAX_DOCUMENT_BYTES = 256 * 1024  # discovery and JWKS answers
 # used with an algorithm it was not made for. Only asymmetric algorithms: with a public JWKS an
 # HMAC "secret" would be public (the RS256-to-HS256 confusion of RFC 8725 §2.1).
 ALG_KEYS: dict[str, tuple[str, str | None]] = {
-    "ES256": ("EC", "P-256"), "ES384": ("EC", "P-384"), "ES512": ("EC", "P-521"),
-    "RS256": ("RSA", None), "RS384": ("RSA", None), "RS512": ("RSA", None),
-    "PS256": ("RSA", None), "PS384": ("RSA", None), "PS512": ("RSA", None),
-    "EdDSA": ("OKP", None), "Ed25519": ("OKP", "Ed25519"),
+    "ES256": ("EC", "P-256"),
+    "ES384": ("EC", "P-384"),
+    "ES512": ("EC", "P-521"),
+    "RS256": ("RSA", None),
+    "RS384": ("RSA", None),
+    "RS512": ("RSA", None),
+    "PS256": ("RSA", None),
+    "PS384": ("RSA", None),
+    "PS512": ("RSA", None),
+    "EdDSA": ("OKP", None),
+    "Ed25519": ("OKP", "Ed25519"),
 }
 # RFC 9068 §2.1 and §4: explicit typing, so an ID token (typ JWT) is never taken for an access
 # token (RFC 8725 §3.11, §3.12).
@@ -68,9 +75,16 @@ class TokenVerifier:
     """
 
     def __init__(
-        self, issuer: str, audience: str, allowed_algs: Sequence[str],
-        http: requests.Session | None = None, cache_ttl: int = 300, refresh_interval: int = 30,
-        timeout: float = 3.0, clock: Callable[[], float] = time.time, leeway: int = 30,
+        self,
+        issuer: str,
+        audience: str,
+        allowed_algs: Sequence[str],
+        http: requests.Session | None = None,
+        cache_ttl: int = 300,
+        refresh_interval: int = 30,
+        timeout: float = 3.0,
+        clock: Callable[[], float] = time.time,
+        leeway: int = 30,
         max_stale: int = 24 * 3600,
     ) -> None:
         unknown = sorted(set(allowed_algs) - set(ALG_KEYS))
@@ -136,8 +150,9 @@ class TokenVerifier:
                 # A stale cache is refreshed, and an unknown kid (a rotation) refetched, each at
                 # most once per refresh_interval: bad tokens cannot make us hammer the IdP.
                 refresh = not self._fresh() and self._due(self._attempt_at, now)
-                rotate = entry is None and self._keys_at is not None and self._due(
-                    self._miss_at, now)
+                rotate = (
+                    entry is None and self._keys_at is not None and self._due(self._miss_at, now)
+                )
                 if refresh or rotate:
                     self._attempt_at = now
                     self._miss_at = now if rotate else self._miss_at
@@ -190,8 +205,13 @@ class TokenVerifier:
     def _get_json(self, url: str) -> dict:
         deadline = time.monotonic() + 2 * self._timeout  # timeout is per socket read, not total
         # No redirects: the trusted URL is the one we were configured with or were given.
-        with self._http.get(url, timeout=self._timeout, allow_redirects=False, stream=True,
-                            headers={"Accept": "application/json"}) as response:
+        with self._http.get(
+            url,
+            timeout=self._timeout,
+            allow_redirects=False,
+            stream=True,
+            headers={"Accept": "application/json"},
+        ) as response:
             if response.status_code != 200:
                 raise ValueError(f"{url} answered HTTP {response.status_code}")
             body = bytearray()
@@ -213,9 +233,13 @@ class TokenVerifier:
         for jwk in entries:
             # RFC 7517 §5: skip keys we cannot use rather than refuse the set; symmetric ("oct")
             # and encryption keys are never signature keys here.
-            if (not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str)
-                    or jwk.get("kty") not in ("EC", "RSA", "OKP")
-                    or jwk.get("use", "sig") != "sig" or jwk["kid"] in keys):
+            if (
+                not isinstance(jwk, dict)
+                or not isinstance(jwk.get("kid"), str)
+                or jwk.get("kty") not in ("EC", "RSA", "OKP")
+                or jwk.get("use", "sig") != "sig"
+                or jwk["kid"] in keys
+            ):
                 continue
             try:
                 keys[jwk["kid"]] = (JWKRegistry.import_key(jwk), dict(jwk))
@@ -227,11 +251,15 @@ class TokenVerifier:
         # joserfc's decode checks no claims: RFC 9068 §2.2 (required claims) and §4 (iss, aud,
         # exp), RFC 8725 §3.8 (issuer) and §3.9 (audience) are enforced here.
         registry = jwt.JWTClaimsRegistry(
-            now=lambda: int(self._clock()), leeway=self._leeway,
+            now=lambda: int(self._clock()),
+            leeway=self._leeway,
             iss={"essential": True, "value": self._issuer},
             aud={"essential": True, "value": self._audience},
-            exp={"essential": True}, iat={"essential": True}, jti={"essential": True},
-            sub={"essential": True}, client_id={"essential": True},
+            exp={"essential": True},
+            iat={"essential": True},
+            jti={"essential": True},
+            sub={"essential": True},
+            client_id={"essential": True},
         )
         try:
             registry.validate(claims)

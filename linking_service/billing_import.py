@@ -74,9 +74,16 @@ from linking_service.regions import check_region
 
 REQUIRED = ("number", "region", "family_name", "given_name")
 CSV_COLUMNS = REQUIRED + (
-    "middle_name", "phones", "emails", "status",
-    "internet_login", "internet_password", "internet_password_hash",
-    "phone_number", "phone_pin", "phone_pin_hash",
+    "middle_name",
+    "phones",
+    "emails",
+    "status",
+    "internet_login",
+    "internet_password",
+    "internet_password_hash",
+    "phone_number",
+    "phone_pin",
+    "phone_pin_hash",
 )
 _RECORD_KEYS = frozenset(REQUIRED + ("middle_name", "phones", "emails", "status", "services"))
 _SERVICE_KEYS = {
@@ -104,8 +111,10 @@ class ImportReport:
     services: int
 
     def __str__(self) -> str:
-        return (f"imported {self.accounts} billing account(s): {self.created} new, "
-                f"{self.updated} updated; {self.services} service(s)")
+        return (
+            f"imported {self.accounts} billing account(s): {self.created} new, "
+            f"{self.updated} updated; {self.services} service(s)"
+        )
 
 
 @dataclass(frozen=True)
@@ -125,8 +134,12 @@ def import_file(
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".jsonl", ".ndjson"):
-        raise ImportFailed([f"{path.name}: unsupported file type {suffix or '(none)'!r}; "
-                            "use .csv, .jsonl or .ndjson"])
+        raise ImportFailed(
+            [
+                f"{path.name}: unsupported file type {suffix or '(none)'!r}; "
+                "use .csv, .jsonl or .ndjson"
+            ]
+        )
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -153,8 +166,9 @@ def _read_csv(text: str) -> Iterator[tuple[int, dict | str]]:
         return
     columns = [unicodedata.normalize("NFC", name).strip().lower() for name in header]
     problems = [f"unknown column {name!r}" for name in columns if name not in CSV_COLUMNS]
-    problems += [f"duplicate column {n!r}" for n in sorted({c for c in columns
-                                                             if columns.count(c) > 1})]
+    problems += [
+        f"duplicate column {n!r}" for n in sorted({c for c in columns if columns.count(c) > 1})
+    ]
     problems += [f"missing column {name!r}" for name in REQUIRED if name not in columns]
     if problems:
         yield 1, "; ".join(problems)
@@ -187,8 +201,10 @@ def _csv_record(row: dict[str, str]) -> dict:
     record["phones"], record["emails"] = split("phones"), split("emails")
     record["status"] = row.get("status") or None
     services = []
-    for kind, fields in ((ServiceType.HOME_INTERNET, ("login", "password", "password_hash")),
-                         (ServiceType.HOME_PHONE, ("number", "pin", "pin_hash"))):
+    for kind, fields in (
+        (ServiceType.HOME_INTERNET, ("login", "password", "password_hash")),
+        (ServiceType.HOME_PHONE, ("number", "pin", "pin_hash")),
+    ):
         values = {f: row.get(f"{kind.value}_{f}") or "" for f in fields}
         if any(values.values()):
             services.append({"type": kind.value, **{k: v for k, v in values.items() if v}})
@@ -321,10 +337,10 @@ def _contacts(raw: dict, key: str, errors: list[str]) -> list[str]:
 
 def _validate(line: int, raw: dict, csv_style: bool) -> tuple[_Record | None, list[str]]:
     errors = [f"{key}: unknown field" for key in sorted(set(raw) - _RECORD_KEYS)]
-    number = _checked(raw, "number", check_account_number, "must be exactly 12 digits, got {}",
-                      errors)
-    region = _checked(raw, "region", check_region, "{} is not a federal subject of Russia",
-                      errors)
+    number = _checked(
+        raw, "number", check_account_number, "must be exactly 12 digits, got {}", errors
+    )
+    region = _checked(raw, "region", check_region, "{} is not a federal subject of Russia", errors)
     family = _name(raw, "family_name", errors, True)
     given = _name(raw, "given_name", errors, True)
     middle = _name(raw, "middle_name", errors, False)
@@ -339,17 +355,30 @@ def _validate(line: int, raw: dict, csv_style: bool) -> tuple[_Record | None, li
     services = [_service(item, i, csv_style, errors) for i, item in enumerate(services_raw)]
     if errors:
         return None, errors
-    account = BillingAccount(number, region, family, given, middle, tuple(phones), tuple(emails),
-                             status, tuple(service for service, _, _ in services))
+    account = BillingAccount(
+        number,
+        region,
+        family,
+        given,
+        middle,
+        tuple(phones),
+        tuple(emails),
+        status,
+        tuple(service for service, _, _ in services),
+    )
     return _Record(line, account, [(secret, hashed) for _, secret, hashed in services]), []
 
 
 # --- writing -------------------------------------------------------------------------------
 
 
-def import_records(items: Iterable[tuple[int, dict | str]], sessions: sessionmaker[Session],
-                   hasher: PasswordHasher | None = None, *, csv_style: bool = False,
-                   ) -> ImportReport:
+def import_records(
+    items: Iterable[tuple[int, dict | str]],
+    sessions: sessionmaker[Session],
+    hasher: PasswordHasher | None = None,
+    *,
+    csv_style: bool = False,
+) -> ImportReport:
     """Validate (line, record) pairs, check them against the database, then upsert all."""
     hasher = hasher or make_hasher()
     problems: dict[int, list[str]] = {}
@@ -380,10 +409,15 @@ def import_records(items: Iterable[tuple[int, dict | str]], sessions: sessionmak
         conflicts = list(_conflicts(session, records))
         if conflicts:
             raise ImportFailed([f"line {n}: {e}" for n, e in conflicts])
-        updated = upsert_accounts(session, [(r.account, h) for r, h in zip(records, hashes,
-                                                                            strict=True)])
-    return ImportReport(accounts=len(records), created=len(records) - updated, updated=updated,
-                        services=sum(map(len, hashes)))
+        updated = upsert_accounts(
+            session, [(r.account, h) for r, h in zip(records, hashes, strict=True)]
+        )
+    return ImportReport(
+        accounts=len(records),
+        created=len(records) - updated,
+        updated=updated,
+        services=sum(map(len, hashes)),
+    )
 
 
 def _duplicates(record: _Record, numbers: dict, logins: dict, phones: dict) -> list[str]:
@@ -392,8 +426,10 @@ def _duplicates(record: _Record, numbers: dict, logins: dict, phones: dict) -> l
         errors.append(f"number: {number} already given on line {numbers[number]}")
     numbers.setdefault(number, record.line)
     for service in record.account.services:
-        for key, seen, what in ((service.login, logins, "internet login"),
-                                (service.phone, phones, "Home Phone number")):
+        for key, seen, what in (
+            (service.login, logins, "internet login"),
+            (service.phone, phones, "Home Phone number"),
+        ):
             if key is not None and key in seen:
                 errors.append(f"{what} {key!r} already given on line {seen[key]}")
             if key is not None:
@@ -404,10 +440,19 @@ def _duplicates(record: _Record, numbers: dict, logins: dict, phones: dict) -> l
 def _conflicts(session, records: list[_Record]) -> Iterator[tuple[int, str]]:
     """Logins and Home Phone numbers held by accounts this file does not replace."""
     numbers = {r.account.number for r in records}
-    for kind, what in ((ServiceType.HOME_INTERNET, "internet login"),
-                       (ServiceType.HOME_PHONE, "Home Phone number")):
-        wanted = {s.login if kind is ServiceType.HOME_INTERNET else s.phone: r.line
-                  for r in records for s in r.account.services if s.kind is kind}
+    for kind, what in (
+        (ServiceType.HOME_INTERNET, "internet login"),
+        (ServiceType.HOME_PHONE, "Home Phone number"),
+    ):
+        wanted = {
+            s.login if kind is ServiceType.HOME_INTERNET else s.phone: r.line
+            for r in records
+            for s in r.account.services
+            if s.kind is kind
+        }
         owners = service_owners(session, kind, wanted)
-        yield from sorted((wanted[value], f"{what} {value!r} belongs to account {owner}")
-                          for value, owner in owners.items() if owner not in numbers)
+        yield from sorted(
+            (wanted[value], f"{what} {value!r} belongs to account {owner}")
+            for value, owner in owners.items()
+            if owner not in numbers
+        )

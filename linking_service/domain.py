@@ -34,13 +34,15 @@ class FlowState(enum.StrEnum):
     EXPIRED = "expired"
 
 
-TERMINAL = frozenset({FlowState.ATTACHED, FlowState.REATTACHED, FlowState.REFUSED,
-                      FlowState.EXPIRED})
+TERMINAL = frozenset(
+    {FlowState.ATTACHED, FlowState.REATTACHED, FlowState.REFUSED, FlowState.EXPIRED}
+)
 
 TRANSITIONS: dict[FlowState, frozenset[FlowState]] = {
     FlowState.CHOOSE_SERVICE: frozenset({FlowState.PROVE, FlowState.EXPIRED}),
-    FlowState.PROVE: frozenset({FlowState.ATTACHED, FlowState.REATTACHED, FlowState.REFUSED,
-                                FlowState.EXPIRED}),
+    FlowState.PROVE: frozenset(
+        {FlowState.ATTACHED, FlowState.REATTACHED, FlowState.REFUSED, FlowState.EXPIRED}
+    ),
 }
 
 

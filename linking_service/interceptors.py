@@ -64,7 +64,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or not method.startswith(SERVICE):
             return handler
-        name = method[len(SERVICE):]
+        name = method[len(SERVICE) :]
         scope = METHOD_SCOPES.get(name)
         metadata = handler_call_details.invocation_metadata
 

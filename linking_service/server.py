@@ -70,13 +70,18 @@ def build(
 
         directory = SqlBillingDirectory(sessions)
     if verifier is None:
-        verifier = TokenVerifier(settings.idp_issuer, settings.audience, settings.allowed_algs,
-                                 cache_ttl=settings.jwks_cache_ttl,
-                                 refresh_interval=settings.jwks_refresh_interval,
-                                 timeout=settings.idp_timeout)
+        verifier = TokenVerifier(
+            settings.idp_issuer,
+            settings.audience,
+            settings.allowed_algs,
+            cache_ttl=settings.jwks_cache_ttl,
+            refresh_interval=settings.jwks_refresh_interval,
+            timeout=settings.idp_timeout,
+        )
     service = LinkingService(sessions, directory, settings, clock)
-    servicer = LinkingServicer(service, SqlIdempotency(sessions, clock),
-                               settings.events_poll_interval)
+    servicer = LinkingServicer(
+        service, SqlIdempotency(sessions, clock), settings.events_poll_interval
+    )
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers),
         interceptors=[AuthInterceptor(verifier)],

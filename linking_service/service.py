@@ -57,8 +57,9 @@ def _phone(value: str) -> str:
 
 def _login(value: str) -> str:
     value = (value or "").strip().lower()
-    if not 3 <= len(value) <= 64 or not all(c.isascii() and (c.isalnum() or c in "._@-")
-                                            for c in value):
+    if not 3 <= len(value) <= 64 or not all(
+        c.isascii() and (c.isalnum() or c in "._@-") for c in value
+    ):
         raise InvalidArgument("not a service login", "INVALID_LOGIN")
     return value
 
@@ -86,19 +87,27 @@ class LinkingService:
         result = []
         for row in rows:
             account = self._directory.find_account(row.account_number)
-            result.append(AttachedAccount(
-                number=row.account_number,
-                region=account.region if account else "",
-                attached_at=row.attached_at,
-                services=tuple(dict.fromkeys(s.kind for s in account.services)) if account else (),
-            ))
+            result.append(
+                AttachedAccount(
+                    number=row.account_number,
+                    region=account.region if account else "",
+                    attached_at=row.attached_at,
+                    services=tuple(dict.fromkeys(s.kind for s in account.services))
+                    if account
+                    else (),
+                )
+            )
         return result
 
     def accounts_of(self, subject: str) -> list[AttachedAccount]:
         with transaction(self._sessions) as db:
-            rows = list(db.scalars(
-                select(LinkRow).where(LinkRow.subject == subject).order_by(LinkRow.account_number)
-            ))
+            rows = list(
+                db.scalars(
+                    select(LinkRow)
+                    .where(LinkRow.subject == subject)
+                    .order_by(LinkRow.account_number)
+                )
+            )
         return self._attached(rows)
 
     def owner_of(self, account_number: str) -> tuple[str | None, int | None]:
@@ -112,11 +121,23 @@ class LinkingService:
     def events_after(self, cursor: int, limit: int = 500) -> list[LinkEvent]:
         with transaction(self._sessions) as db:
             rows = db.scalars(
-                select(LinkEventRow).where(LinkEventRow.cursor > cursor)
-                .order_by(LinkEventRow.cursor).limit(limit)
+                select(LinkEventRow)
+                .where(LinkEventRow.cursor > cursor)
+                .order_by(LinkEventRow.cursor)
+                .limit(limit)
             )
-            return [LinkEvent(r.cursor, r.event_id, EventType(r.type), r.account_number,
-                              r.subject, r.previous_subject, r.occurred_at) for r in rows]
+            return [
+                LinkEvent(
+                    r.cursor,
+                    r.event_id,
+                    EventType(r.type),
+                    r.account_number,
+                    r.subject,
+                    r.previous_subject,
+                    r.occurred_at,
+                )
+                for r in rows
+            ]
 
     # --- the attachment flow --------------------------------------------------------------------
 
@@ -163,10 +184,16 @@ class LinkingService:
                 link = db.get(LinkRow, account.number)
                 versions[account.number] = link.version if link else 0
             row = FlowRow(
-                id=str(uuid.uuid4()), subject=subject, state=state, region=region,
-                lookup_kind=kind, lookup_value=value,
+                id=str(uuid.uuid4()),
+                subject=subject,
+                state=state,
+                region=region,
+                lookup_kind=kind,
+                lookup_value=value,
                 service_type=service_type if state is FlowState.PROVE else None,
-                candidates=versions, created_at=now, expires_at=now + s.flow_ttl,
+                candidates=versions,
+                created_at=now,
+                expires_at=now + s.flow_ttl,
             )
             db.add(row)
         return self._view(row)
@@ -246,8 +273,7 @@ class LinkingService:
         self._counter.reset(login_key)
         account = self._directory.find_account(target) if target else None
         if account is None or not account.active:
-            return self._finish(subject, flow_id, FlowState.REFUSED,
-                                RefusalReason.ACCOUNT_INACTIVE)
+            return self._finish(subject, flow_id, FlowState.REFUSED, RefusalReason.ACCOUNT_INACTIVE)
         return self._attach(subject, flow_id, account, candidates[target])
 
     def _target(self, candidates: dict[str, int], kind: ServiceType, credential: str) -> str | None:
@@ -259,8 +285,14 @@ class LinkingService:
                     return number
         return None
 
-    def _finish(self, subject: str, flow_id: str, state: FlowState,
-                reason: RefusalReason | None = None, account: str | None = None) -> Flow:
+    def _finish(
+        self,
+        subject: str,
+        flow_id: str,
+        state: FlowState,
+        reason: RefusalReason | None = None,
+        account: str | None = None,
+    ) -> Flow:
         with transaction(self._sessions) as db:
             row = self._load(db, subject, flow_id)
             check_transition(FlowState(row.state), state)
@@ -282,34 +314,52 @@ class LinkingService:
                     if link is None:
                         if seen != 0:
                             raise ConcurrentChange("the account changed meanwhile")
-                        db.add(LinkRow(account_number=account.number, subject=subject,
-                                       version=1, attached_at=now))
+                        db.add(
+                            LinkRow(
+                                account_number=account.number,
+                                subject=subject,
+                                version=1,
+                                attached_at=now,
+                            )
+                        )
                         db.flush()
                     else:
                         moved = db.execute(
                             update(LinkRow)
-                            .where(LinkRow.account_number == account.number,
-                                   LinkRow.version == seen)
-                            .values(subject=subject, version=LinkRow.version + 1,
-                                    attached_at=now)
+                            .where(
+                                LinkRow.account_number == account.number, LinkRow.version == seen
+                            )
+                            .values(subject=subject, version=LinkRow.version + 1, attached_at=now)
                         ).rowcount
                         if moved != 1:
                             raise ConcurrentChange("the account changed meanwhile")
                     state = FlowState.REATTACHED if previous else FlowState.ATTACHED
-                    db.add(self._event(
-                        EventType.REATTACHED if previous else EventType.ATTACHED,
-                        account.number, subject, previous, now,
-                    ))
+                    db.add(
+                        self._event(
+                            EventType.REATTACHED if previous else EventType.ATTACHED,
+                            account.number,
+                            subject,
+                            previous,
+                            now,
+                        )
+                    )
                 flow.state, flow.account_number = state, account.number
                 return self._view(flow, account)
         except IntegrityError:
             raise ConcurrentChange("the account changed meanwhile") from None
 
     @staticmethod
-    def _event(kind: EventType, number: str, subject: str | None, previous: str | None,
-               now: int) -> LinkEventRow:
-        return LinkEventRow(event_id=str(uuid.uuid4()), type=kind, account_number=number,
-                            subject=subject, previous_subject=previous, occurred_at=now)
+    def _event(
+        kind: EventType, number: str, subject: str | None, previous: str | None, now: int
+    ) -> LinkEventRow:
+        return LinkEventRow(
+            event_id=str(uuid.uuid4()),
+            type=kind,
+            account_number=number,
+            subject=subject,
+            previous_subject=previous,
+            occurred_at=now,
+        )
 
     def _view(self, row: FlowRow, account: BillingAccount | None = None) -> Flow:
         state = FlowState(row.state)
@@ -317,13 +367,17 @@ class LinkingService:
         if state in (FlowState.ATTACHED, FlowState.REATTACHED) and row.account_number:
             account = account or self._directory.find_account(row.account_number)
             attached = AttachedAccount(
-                row.account_number, account.region if account else row.region, self._now(),
+                row.account_number,
+                account.region if account else row.region,
+                self._now(),
                 tuple(dict.fromkeys(s.kind for s in account.services)) if account else (),
             )
         return Flow(
-            id=row.id, state=state,
+            id=row.id,
+            state=state,
             service_type=ServiceType(row.service_type) if row.service_type else None,
-            expires_at=row.expires_at, account=attached,
+            expires_at=row.expires_at,
+            account=attached,
             refusal_reason=RefusalReason(row.refusal_reason) if row.refusal_reason else None,
         )
 
@@ -358,8 +412,9 @@ class LinkingService:
             raise InvalidArgument("a subject is required")
         phones = [_phone(p) for p in phones]
         emails = [e.strip().lower() for e in emails if e.strip()]
-        matches = self._directory.matching_owner(region, family_name, given_name, middle_name,
-                                                 phones, emails)
+        matches = self._directory.matching_owner(
+            region, family_name, given_name, middle_name, phones, emails
+        )
         attached = []
         now = self._now()
         for account in matches:
@@ -369,16 +424,26 @@ class LinkingService:
                     if link is not None and link.subject is not None:
                         continue
                     if link is None:
-                        db.add(LinkRow(account_number=account.number, subject=subject,
-                                       version=1, attached_at=now))
+                        db.add(
+                            LinkRow(
+                                account_number=account.number,
+                                subject=subject,
+                                version=1,
+                                attached_at=now,
+                            )
+                        )
                     else:
                         link.subject, link.attached_at = subject, now
                         link.version += 1
                     db.add(self._event(EventType.ATTACHED, account.number, subject, None, now))
             except IntegrityError:
                 continue
-            attached.append(AttachedAccount(
-                account.number, account.region, now,
-                tuple(dict.fromkeys(s.kind for s in account.services)),
-            ))
+            attached.append(
+                AttachedAccount(
+                    account.number,
+                    account.region,
+                    now,
+                    tuple(dict.fromkeys(s.kind for s in account.services)),
+                )
+            )
         return attached

@@ -21,8 +21,9 @@ class LinkingServicer(pb_grpc.LinkingServiceServicer):
         """Run a mutating call at most once per (caller, request_id)."""
         subject = current_principal().subject
         payload = request.SerializeToString(deterministic=True)
-        raw = self._idempotency.run(subject, request.request_id, name, payload,
-                                    lambda: call().SerializeToString())
+        raw = self._idempotency.run(
+            subject, request.request_id, name, payload, lambda: call().SerializeToString()
+        )
         return response_cls.FromString(raw)
 
     # --- customers (scope `linking`) ------------------------------------------------------------
@@ -34,17 +35,37 @@ class LinkingServicer(pb_grpc.LinkingServiceServicer):
         which = request.WhichOneof("lookup")
         if which is None:
             raise InvalidArgument("give an account number, a phone number or a service login")
-        kind = {"account_number": LookupKind.ACCOUNT_NUMBER, "phone_number": LookupKind.PHONE,
-                "service_login": LookupKind.SERVICE_LOGIN}[which]
+        kind = {
+            "account_number": LookupKind.ACCOUNT_NUMBER,
+            "phone_number": LookupKind.PHONE,
+            "service_login": LookupKind.SERVICE_LOGIN,
+        }[which]
         service_type = convert.service_type(request.service_type, required=False)
-        return self._once("StartAttachment", request, pb.AttachmentFlow, lambda: convert.flow(
-            self._service.start(current_principal().subject, request.region, kind,
-                                getattr(request, which), service_type)))
+        return self._once(
+            "StartAttachment",
+            request,
+            pb.AttachmentFlow,
+            lambda: convert.flow(
+                self._service.start(
+                    current_principal().subject,
+                    request.region,
+                    kind,
+                    getattr(request, which),
+                    service_type,
+                )
+            ),
+        )
 
     def ChooseService(self, request, context):
         service_type = convert.service_type(request.service_type)
-        return self._once("ChooseService", request, pb.AttachmentFlow, lambda: convert.flow(
-            self._service.choose(current_principal().subject, request.flow_id, service_type)))
+        return self._once(
+            "ChooseService",
+            request,
+            pb.AttachmentFlow,
+            lambda: convert.flow(
+                self._service.choose(current_principal().subject, request.flow_id, service_type)
+            ),
+        )
 
     def ProveService(self, request, context):
         which = request.WhichOneof("proof")
@@ -54,8 +75,14 @@ class LinkingServicer(pb_grpc.LinkingServiceServicer):
             proof = PhoneProof(request.home_phone.phone_number, request.home_phone.pin)
         else:
             raise InvalidArgument("give a Home Internet or a Home Phone proof")
-        return self._once("ProveService", request, pb.AttachmentFlow, lambda: convert.flow(
-            self._service.prove(current_principal().subject, request.flow_id, proof)))
+        return self._once(
+            "ProveService",
+            request,
+            pb.AttachmentFlow,
+            lambda: convert.flow(
+                self._service.prove(current_principal().subject, request.flow_id, proof)
+            ),
+        )
 
     def GetAttachment(self, request, context):
         return convert.flow(self._service.get(current_principal().subject, request.flow_id))
@@ -70,11 +97,25 @@ class LinkingServicer(pb_grpc.LinkingServiceServicer):
     # --- the identity provider (scope `linking:auto`) ------------------------------------------
 
     def AutoAttach(self, request, context):
-        return self._once("AutoAttach", request, pb.AutoAttachResponse, lambda: (
-            pb.AutoAttachResponse(attached=[convert.account(a) for a in self._service.auto_attach(
-                request.subject, request.family_name, request.given_name,
-                request.middle_name or None, request.region, list(request.confirmed_phones),
-                list(request.confirmed_emails))])))
+        return self._once(
+            "AutoAttach",
+            request,
+            pb.AutoAttachResponse,
+            lambda: pb.AutoAttachResponse(
+                attached=[
+                    convert.account(a)
+                    for a in self._service.auto_attach(
+                        request.subject,
+                        request.family_name,
+                        request.given_name,
+                        request.middle_name or None,
+                        request.region,
+                        list(request.confirmed_phones),
+                        list(request.confirmed_emails),
+                    )
+                ]
+            ),
+        )
 
     def StreamEvents(self, request, context):
         cursor = max(0, request.cursor)
@@ -95,8 +136,9 @@ class LinkingServicer(pb_grpc.LinkingServiceServicer):
 
     def GetAccountOwner(self, request, context):
         subject, attached_at = self._service.owner_of(request.account_number)
-        return pb.GetAccountOwnerResponse(subject=subject or "",
-                                          attached_at=convert.timestamp(attached_at))
+        return pb.GetAccountOwnerResponse(
+            subject=subject or "", attached_at=convert.timestamp(attached_at)
+        )
 
     def ListIdentityAccounts(self, request, context):
         if not request.subject:

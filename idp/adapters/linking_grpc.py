@@ -35,7 +35,8 @@ class GrpcLinkingClient:
         )
         try:
             response = self._stub.AutoAttach(
-                request, timeout=self._timeout,
+                request,
+                timeout=self._timeout,
                 metadata=(("authorization", f"Bearer {self._mint()}"),),
             )
         except grpc.RpcError as exc:

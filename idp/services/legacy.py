@@ -51,10 +51,16 @@ _B64 = r"[A-Za-z0-9+/]+={0,2}"
 _AB64 = r"[A-Za-z0-9./]+"
 _FORMATS = {  # re.ASCII: \d and \s must not admit other scripts' digits and spaces
     "bcrypt": re.compile(r"\$2[aby]\$(?P<cost>\d\d)\$[./A-Za-z0-9]{53}", re.ASCII),
-    "pbkdf2_sha256": re.compile(rf"pbkdf2_sha256\$(?P<n>\d{{1,8}})\$(?P<salt>[^$\s]{{1,128}})"
-                                rf"\$(?P<hash>{_B64})", re.ASCII),
-    "pbkdf2_sha256/passlib": re.compile(rf"\$pbkdf2-sha256\$(?P<n>\d{{1,8}})\$(?P<salt>{_AB64})"
-                                        rf"\$(?P<hash>{_AB64})", re.ASCII),
+    "pbkdf2_sha256": re.compile(
+        rf"pbkdf2_sha256\$(?P<n>\d{{1,8}})\$(?P<salt>[^$\s]{{1,128}})"
+        rf"\$(?P<hash>{_B64})",
+        re.ASCII,
+    ),
+    "pbkdf2_sha256/passlib": re.compile(
+        rf"\$pbkdf2-sha256\$(?P<n>\d{{1,8}})\$(?P<salt>{_AB64})"
+        rf"\$(?P<hash>{_AB64})",
+        re.ASCII,
+    ),
     "md5_crypt": re.compile(r"\$1\$(?P<salt>[./0-9A-Za-z]{0,8})\$(?P<hash>[./0-9A-Za-z]{22})"),
 }
 BCRYPT_COSTS = range(4, 15)
@@ -78,8 +84,10 @@ def _parse(stored: str) -> tuple[str, re.Match[str]] | tuple[None, str]:
             return None, f"bcrypt cost must be {BCRYPT_COSTS.start}-{BCRYPT_COSTS.stop - 1}"
         if name.startswith("pbkdf2"):
             if int(match["n"]) not in PBKDF2_ITERATIONS:
-                return None, (f"PBKDF2 iterations must be {PBKDF2_ITERATIONS.start:,}-"
-                              f"{PBKDF2_ITERATIONS.stop - 1:,}")
+                return None, (
+                    f"PBKDF2 iterations must be {PBKDF2_ITERATIONS.start:,}-"
+                    f"{PBKDF2_ITERATIONS.stop - 1:,}"
+                )
             try:
                 key = _b64(match["hash"], adapted="passlib" in name)
                 if "passlib" in name:
@@ -89,8 +97,10 @@ def _parse(stored: str) -> tuple[str, re.Match[str]] | tuple[None, str]:
             if not 16 <= len(key) <= 64:
                 return None, "PBKDF2 hash must be 16-64 bytes"
         return name, match
-    return None, ("not a recognised hash (bcrypt $2a$/$2b$/$2y$, pbkdf2_sha256$…, "
-                  "$pbkdf2-sha256$…, $1$ MD5-crypt)")
+    return None, (
+        "not a recognised hash (bcrypt $2a$/$2b$/$2y$, pbkdf2_sha256$…, "
+        "$pbkdf2-sha256$…, $1$ MD5-crypt)"
+    )
 
 
 def identify(stored: str | None) -> str | None:
@@ -228,10 +238,14 @@ class LegacyImporter:
             self._db.commit()
         except IntegrityError:
             self._db.rollback()
-            raise ImportFailed(["a contact was registered during the import; nothing was "
-                                "imported, run it again"]) from None
-        return ImportReport(len(rows), dict(Counter(f["legacy_source"] for _, f in rows)),
-                            dict(Counter(identify(f["password_hash"]) for _, f in rows)))
+            raise ImportFailed(
+                ["a contact was registered during the import; nothing was imported, run it again"]
+            ) from None
+        return ImportReport(
+            len(rows),
+            dict(Counter(f["legacy_source"] for _, f in rows)),
+            dict(Counter(identify(f["password_hash"]) for _, f in rows)),
+        )
 
     def _taken(self, rows: list[tuple[int, dict]]) -> Iterator[tuple[int, str]]:
         """Contacts that existing accounts already hold (same transaction as the insert)."""
@@ -242,7 +256,8 @@ class LegacyImporter:
             emails = [v for k, v in chunk if k == "email"]
             phones = [v for k, v in chunk if k == "phone"]
             query = select(User.email, User.phone, User.status).where(
-                or_(User.email.in_(emails), User.phone.in_(phones)))
+                or_(User.email.in_(emails), User.phone.in_(phones))
+            )
             for email, phone, status in self._db.execute(query):
                 for key in (("email", email), ("phone", phone)):
                     if key in wanted:
@@ -251,9 +266,17 @@ class LegacyImporter:
 
 
 def _legacy_user(fields: dict, now: int) -> User:
-    return User(id=str(uuid.uuid4()), status="legacy", locale="ru", created_at=now,
-                updated_at=now, password_changed_at=0, email_verified=bool(fields["email"]),
-                phone_verified=bool(fields["phone"]), **fields)
+    return User(
+        id=str(uuid.uuid4()),
+        status="legacy",
+        locale="ru",
+        created_at=now,
+        updated_at=now,
+        password_changed_at=0,
+        email_verified=bool(fields["email"]),
+        phone_verified=bool(fields["phone"]),
+        **fields,
+    )
 
 
 def _contacts(fields: dict) -> list[tuple[str, str]]:
@@ -275,8 +298,10 @@ def _validate(raw: dict) -> tuple[dict | None, list[str]]:
             fields[kind] = value
         except ValidationError:
             errors.append(f"login: {text['login'][:60]!r} is not a mobile number or e-mail")
-    for kind, normalize, what in (("email", normalize_email, "an e-mail address"),
-                                  ("phone", normalize_phone, "a Russian mobile number")):
+    for kind, normalize, what in (
+        ("email", normalize_email, "an e-mail address"),
+        ("phone", normalize_phone, "a Russian mobile number"),
+    ):
         if not text[kind]:
             continue
         try:
@@ -329,9 +354,14 @@ class UpgradeOutcome:
 class LegacyUpgrade:
     """Turns a legacy account into an active one on its old password."""
 
-    def __init__(self, session: Session, hasher: PasswordHasher,
-                 policy: PasswordPolicy | None = None,
-                 clock: Callable[[], float] = time.time, dummy_hash: str | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        hasher: PasswordHasher,
+        policy: PasswordPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+        dummy_hash: str | None = None,
+    ) -> None:
         self._db, self._hasher, self._policy, self._clock = session, hasher, policy, clock
         # Verified when there is nothing to verify, so a miss costs about what a check does.
         self._dummy = dummy_hash or bcrypt.hashpw(b"matches nothing", bcrypt.gensalt(10)).decode()
@@ -350,8 +380,9 @@ class LegacyUpgrade:
         written = self._db.execute(
             update(User)
             .where(User.id == user_id, User.status == "legacy", User.password_hash == stored)
-            .values(status="active", password_hash=new_hash, password_changed_at=now,
-                    updated_at=now)
+            .values(
+                status="active", password_hash=new_hash, password_changed_at=now, updated_at=now
+            )
             .execution_options(synchronize_session=False)
         ).rowcount
         self._db.commit()

@@ -52,14 +52,40 @@ _TO_LAT = str.maketrans(_CYR_KEYS, _LAT_KEYS)
 # Two common transliterations (passport style and informal) of Russian names.
 _TRANSLIT = dict(zip("абвгдезиклмнопрстуфыэ", "abvgdeziklmnoprstufye", strict=True))
 _TRANSLIT.update(ж="zh", ъ="", ь="")
-_TRANSLIT_A = {**_TRANSLIT, "й": "y", "х": "kh", "ц": "ts", "ч": "ch", "ш": "sh",
-               "щ": "shch", "ю": "yu", "я": "ya"}
-_TRANSLIT_B = {**_TRANSLIT, "й": "i", "х": "h", "ц": "c", "ч": "ch", "ш": "sh",
-               "щ": "sch", "ю": "ju", "я": "ja"}
+_TRANSLIT_A = {
+    **_TRANSLIT,
+    "й": "y",
+    "х": "kh",
+    "ц": "ts",
+    "ч": "ch",
+    "ш": "sh",
+    "щ": "shch",
+    "ю": "yu",
+    "я": "ya",
+}
+_TRANSLIT_B = {
+    **_TRANSLIT,
+    "й": "i",
+    "х": "h",
+    "ц": "c",
+    "ч": "ch",
+    "ш": "sh",
+    "щ": "sch",
+    "ю": "ju",
+    "я": "ja",
+}
 # Runs along these rows (either direction) make a "simple sequence".
 _ROWS = (
-    "1234567890-=", "0123456789", "abcdefghijklmnopqrstuvwxyz", "qwertyuiop[]", "asdfghjkl;'",
-    "zxcvbnm,./", "абвгдежзийклмнопрстуфхцчшщъыьэюя", "йцукенгшщзхъ", "фывапролджэ", "ячсмитьбю.",
+    "1234567890-=",
+    "0123456789",
+    "abcdefghijklmnopqrstuvwxyz",
+    "qwertyuiop[]",
+    "asdfghjkl;'",
+    "zxcvbnm,./",
+    "абвгдежзийклмнопрстуфхцчшщъыьэюя",
+    "йцукенгшщзхъ",
+    "фывапролджэ",
+    "ячсмитьбю.",
 )
 _NEXT = {(row[i], row[i + 1]) for row in _ROWS for i in range(len(row) - 1)}
 _NEXT |= {(b, a) for a, b in _NEXT}
@@ -122,8 +148,9 @@ def _built_on(candidate: str, word: str, anywhere: bool) -> bool:
     digits and symbols only (``elk2024!``)."""
     if word not in candidate:
         return False
-    return candidate == word or anywhere or not any(ch.isalpha()
-                                                     for ch in candidate.replace(word, ""))
+    return (
+        candidate == word or anywhere or not any(ch.isalpha() for ch in candidate.replace(word, ""))
+    )
 
 
 def _repetitive(text: str) -> bool:

@@ -193,8 +193,7 @@ class ProfileService:
         other_kind = "email" if row.contact_kind == "phone" else "phone"
         other = user.email if other_kind == "email" else user.phone
         if old:
-            self._delivery.notify_contact(row.contact_kind, old, "contact_changed",
-                                          address=address)
+            self._delivery.notify_contact(row.contact_kind, old, "contact_changed", address=address)
         elif other:
             self._delivery.notify_contact(other_kind, other, "contact_changed", address=address)
         return user

@@ -283,8 +283,15 @@ class TokenService:
         e.g. ``linking:auto`` for AutoAttach; nothing to revoke, so no grant is stored."""
         now = self._now()
         claims = {
-            "iss": self._policy.issuer, "sub": "idp", "client_id": "idp", "aud": audience,
-            "iat": now, "nbf": now, "exp": now + ttl, "jti": new_token(18), "scope": scope,
+            "iss": self._policy.issuer,
+            "sub": "idp",
+            "client_id": "idp",
+            "aud": audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl,
+            "jti": new_token(18),
+            "scope": scope,
         }
         return self._keys.sign(claims, self._policy.default_alg, typ="at+jwt")
 

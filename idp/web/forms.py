@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import base64
 
-from flask import session
+from flask import redirect, render_template, request, session, url_for
 from flask_babel import gettext, lazy_gettext
 
+from idp.domain.errors import Throttled
+from idp.ports import DeliveryFailed
+from idp.services.delivery import SmsRefused, mask_contact
 from idp.services.passwords import MAX_PASSWORD_LENGTH
+from idp.services.registration import IllegalTransition
 from idp.services.users import MIN_PASSWORD_LENGTH
+from idp.services.verification import SecretRejected
 from idp.web import client_address, services
 
 ERRORS = {
@@ -91,3 +96,69 @@ def flow_id(name: str) -> str | None:
 
 def forget_flow(name: str) -> None:
     session.pop(f"flow:{name}", None)
+
+
+# --- «Подтвердите операцию»: the SMS-code step every flow shares ---------------------------
+
+
+def code_page(
+    flow,
+    prefix: str,
+    error=None,
+    status: int = 200,
+    wait: int | None = None,
+    headers: dict | None = None,
+    change_url: str | None = None,
+):
+    """The code page of flow ``prefix`` (a blueprint with ``confirm`` and ``resend``)."""
+    return (
+        render_template(
+            f"{prefix}/confirm.html",
+            masked=mask_contact(flow.contact_value),
+            error=error,
+            wait=services().verifier.cooldown(flow) if wait is None else wait,
+            action=url_for(f"{prefix}.confirm"),
+            resend=url_for(f"{prefix}.resend"),
+            change_url=change_url,
+        ),
+        status,
+        headers or {},
+    )
+
+
+def confirm_code_step(
+    service, flow, prefix: str, next_endpoint: str, change_url: str | None = None
+):
+    """GET shows the code page; POST checks the code and moves on, or shows why not."""
+    if request.method == "POST":
+        try:
+            service.confirm_code(flow.id, request.form.get("code", ""))
+        except SecretRejected as exc:
+            return code_page(flow, prefix, secret_error(exc), 400, change_url=change_url)
+        except IllegalTransition:
+            pass  # already confirmed (a double submit): go on
+        return redirect(url_for(next_endpoint), code=303)
+    return code_page(flow, prefix, change_url=change_url)
+
+
+def resend_step(service, flow, prefix: str, change_url: str | None = None):
+    """«Отправить SMS-код повторно»: 429 with Retry-After while the cooldown runs."""
+    try:
+        service.resend(flow.id, client_address())
+    except Throttled as exc:
+        message = gettext(
+            "Повторная отправка будет доступна через %(seconds)s с.", seconds=exc.retry_after
+        )
+        return code_page(
+            flow,
+            prefix,
+            message,
+            429,
+            wait=exc.retry_after,
+            headers={"Retry-After": str(exc.retry_after)},
+            change_url=change_url,
+        )
+    except (SmsRefused, DeliveryFailed):
+        message = gettext("Не удалось отправить сообщение. Попробуйте позже.")
+        return code_page(flow, prefix, message, 503, wait=0, change_url=change_url)
+    return redirect(url_for(f"{prefix}.confirm"), code=303)

@@ -6,21 +6,22 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext
 
 from idp.domain.contacts import parse_login
-from idp.domain.errors import Throttled, ValidationError
+from idp.domain.errors import ValidationError
 from idp.ports import DeliveryFailed
 from idp.services.delivery import SmsRefused, mask_contact
-from idp.services.registration import IllegalTransition
 from idp.services.verification import SecretRejected
 from idp.web import client_address, services
 from idp.web.forms import (
     ERRORS,
     captcha_needed,
     captcha_ok,
+    confirm_code_step,
     flow_id,
     forget_flow,
     new_captcha,
     password_error,
     remember_flow,
+    resend_step,
     secret_error,
 )
 
@@ -73,48 +74,12 @@ def _flow():
 
 @bp.route("/recover/confirm", methods=["GET", "POST"])
 def confirm():
-    flow = _flow()
-    error, status = None, 200
-    if request.method == "POST":
-        try:
-            services().recovery.confirm_code(flow.id, request.form.get("code", ""))
-            return redirect(url_for("recover.password"), code=303)
-        except SecretRejected as exc:
-            error, status = secret_error(exc), 400
-        except IllegalTransition:
-            return redirect(url_for("recover.password"), code=303)
-    return render_template(
-        "recover/confirm.html",
-        masked=mask_contact(flow.contact_value),
-        error=error,
-        wait=services().verifier.cooldown(flow),
-        action=url_for("recover.confirm"),
-        resend=url_for("recover.resend"),
-    ), status
+    return confirm_code_step(services().recovery, _flow(), "recover", "recover.password")
 
 
 @bp.post("/recover/resend")
 def resend():
-    flow = _flow()
-    try:
-        services().recovery.resend(flow.id, client_address())
-    except Throttled as exc:
-        return (
-            render_template(
-                "recover/confirm.html",
-                masked=mask_contact(flow.contact_value),
-                error=gettext(
-                    "Повторная отправка будет доступна через %(seconds)s с.",
-                    seconds=exc.retry_after,
-                ),
-                wait=exc.retry_after,
-                action=url_for("recover.confirm"),
-                resend=url_for("recover.resend"),
-            ),
-            429,
-            {"Retry-After": str(exc.retry_after)},
-        )
-    return redirect(url_for("recover.confirm"), code=303)
+    return resend_step(services().recovery, _flow(), "recover")
 
 
 @bp.route("/recover/<token>", methods=["GET", "POST"])

@@ -7,12 +7,11 @@ from flask import Blueprint, redirect, render_template, request, session, url_fo
 from flask_babel import gettext, lazy_gettext
 
 from idp.domain.contacts import parse_login
-from idp.domain.errors import Conflict, Throttled, ValidationError
+from idp.domain.errors import Conflict, ValidationError
 from idp.domain.regions import REGIONS
 from idp.ports import DeliveryFailed
 from idp.services.authentication import PASSWORD_ACR
 from idp.services.delivery import SmsRefused, mask_contact
-from idp.services.registration import IllegalTransition
 from idp.services.verification import SecretRejected
 from idp.web import client_address, services
 from idp.web.cookies import cookie_name, set_session_cookie
@@ -20,11 +19,13 @@ from idp.web.forms import (
     ERRORS,
     captcha_needed,
     captcha_ok,
+    confirm_code_step,
     flow_id,
     forget_flow,
     new_captcha,
     password_error,
     remember_flow,
+    resend_step,
     secret_error,
 )
 
@@ -96,60 +97,20 @@ def _flow():
 
 @bp.route("/register/confirm", methods=["GET", "POST"])
 def confirm():
-    flow = _flow()
-    error, status = None, 200
-    if request.method == "POST":
-        try:
-            services().registration.confirm_code(flow.id, request.form.get("code", ""))
-            return redirect(url_for("register.password"), code=303)
-        except SecretRejected as exc:
-            error, status = secret_error(exc), 400
-        except IllegalTransition:
-            return redirect(url_for("register.password"), code=303)
-    return render_template(
-        "register/confirm.html",
-        masked=mask_contact(flow.contact_value),
-        error=error,
-        wait=services().verifier.cooldown(flow),
-        action=url_for("register.confirm"),
-        resend=url_for("register.resend"),
+    return confirm_code_step(
+        services().registration,
+        _flow(),
+        "register",
+        "register.password",
         change_url=url_for("register.start"),
-    ), status
+    )
 
 
 @bp.post("/register/resend")
 def resend():
-    flow = _flow()
-    try:
-        services().registration.resend(flow.id, client_address())
-    except Throttled as exc:
-        return (
-            render_template(
-                "register/confirm.html",
-                masked=mask_contact(flow.contact_value),
-                error=gettext(
-                    "Повторная отправка будет доступна через %(seconds)s с.",
-                    seconds=exc.retry_after,
-                ),
-                wait=exc.retry_after,
-                action=url_for("register.confirm"),
-                resend=url_for("register.resend"),
-                change_url=url_for("register.start"),
-            ),
-            429,
-            {"Retry-After": str(exc.retry_after)},
-        )
-    except (SmsRefused, DeliveryFailed):
-        return render_template(
-            "register/confirm.html",
-            masked=mask_contact(flow.contact_value),
-            error=str(DELIVERY_FAILED),
-            wait=0,
-            action=url_for("register.confirm"),
-            resend=url_for("register.resend"),
-            change_url=url_for("register.start"),
-        ), 503
-    return redirect(url_for("register.confirm"), code=303)
+    return resend_step(
+        services().registration, _flow(), "register", change_url=url_for("register.start")
+    )
 
 
 @bp.get("/register/sent")

@@ -27,11 +27,13 @@ _CHUNK = 500  # values per IN (…): well under every driver's bound-parameter l
 MAX_SECRET = 128
 
 _PHONE_CHARS = re.compile(r"[^\d\s()+\-.]")
-_CONTACT_TYPES = frozenset({
-    phonenumbers.PhoneNumberType.MOBILE,
-    phonenumbers.PhoneNumberType.FIXED_LINE,
-    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-})
+_CONTACT_TYPES = frozenset(
+    {
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    }
+)
 
 
 def make_hasher() -> PasswordHasher:
@@ -243,8 +245,11 @@ class SqlBillingDirectory:
                 for row in session.scalars(query).all()
                 if fold_name(row.family_name) == family
                 and fold_name(row.given_name) == given
-                and (not middle or not fold_name(row.middle_name)
-                     or fold_name(row.middle_name) == middle)
+                and (
+                    not middle
+                    or not fold_name(row.middle_name)
+                    or fold_name(row.middle_name) == middle
+                )
                 and (wanted_phones & set(row.phones or ()) or wanted_emails & set(row.emails or ()))
             ]
             return self._accounts(session, rows)
@@ -328,8 +333,13 @@ def upsert_accounts(
         session.add(row)
     session.flush()  # accounts first: services reference them
     session.add_all(
-        BillingServiceRow(account_number=account.number, kind=service.kind.value,
-                          login=service.login, phone=service.phone, secret_hash=secret_hash)
+        BillingServiceRow(
+            account_number=account.number,
+            kind=service.kind.value,
+            login=service.login,
+            phone=service.phone,
+            secret_hash=secret_hash,
+        )
         for account, hashes in accounts
         for service, secret_hash in zip(account.services, hashes, strict=True)
     )

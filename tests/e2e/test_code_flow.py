@@ -43,8 +43,15 @@ def at_hash(access_token: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def run_code_flow(live, client, login, *, scope="openid profile email phone offline_access",
-                  auth_method="client_secret_basic", extra_session=None):
+def run_code_flow(
+    live,
+    client,
+    login,
+    *,
+    scope="openid profile email phone offline_access",
+    auth_method="client_secret_basic",
+    extra_session=None,
+):
     meta, jwks = discover(live)
     rp = OAuth2Session(
         client.client_id,
@@ -124,42 +131,63 @@ def test_full_code_flow_with_pkce_refresh_userinfo_revocation_introspection(live
 
     auth = (client.client_id, client.secret)
     # introspection (authenticated clients only)
-    active = requests.post(meta["introspection_endpoint"], auth=auth,
-                           data={"token": refreshed["access_token"]}, timeout=5).json()
+    active = requests.post(
+        meta["introspection_endpoint"],
+        auth=auth,
+        data={"token": refreshed["access_token"]},
+        timeout=5,
+    ).json()
     assert active["active"] is True and active["sub"] == sub
     assert active["client_id"] == client.client_id
-    anonymous = requests.post(meta["introspection_endpoint"],
-                              data={"token": refreshed["access_token"]}, timeout=5)
+    anonymous = requests.post(
+        meta["introspection_endpoint"], data={"token": refreshed["access_token"]}, timeout=5
+    )
     assert anonymous.status_code == 401
 
     # revocation of the refresh token ends the family, its access tokens with it
-    revoked = requests.post(meta["revocation_endpoint"], auth=auth,
-                            data={"token": refreshed["refresh_token"],
-                                  "token_type_hint": "refresh_token"}, timeout=5)
+    revoked = requests.post(
+        meta["revocation_endpoint"],
+        auth=auth,
+        data={"token": refreshed["refresh_token"], "token_type_hint": "refresh_token"},
+        timeout=5,
+    )
     assert revoked.status_code == 200
-    after = requests.post(meta["introspection_endpoint"], auth=auth,
-                          data={"token": refreshed["access_token"]}, timeout=5).json()
+    after = requests.post(
+        meta["introspection_endpoint"],
+        auth=auth,
+        data={"token": refreshed["access_token"]},
+        timeout=5,
+    ).json()
     assert after == {"active": False}
-    denied = requests.get(meta["userinfo_endpoint"], timeout=5,
-                          headers={"Authorization": f"Bearer {refreshed['access_token']}"})
+    denied = requests.get(
+        meta["userinfo_endpoint"],
+        timeout=5,
+        headers={"Authorization": f"Bearer {refreshed['access_token']}"},
+    )
     assert denied.status_code == 401
     assert 'error="invalid_token"' in denied.headers["WWW-Authenticate"]
-    again = requests.post(meta["token_endpoint"], auth=auth, timeout=5, data={
-        "grant_type": "refresh_token", "refresh_token": refreshed["refresh_token"]})
+    again = requests.post(
+        meta["token_endpoint"],
+        auth=auth,
+        timeout=5,
+        data={"grant_type": "refresh_token", "refresh_token": refreshed["refresh_token"]},
+    )
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
 
 
 def test_public_client_with_pkce_and_client_secret_post(live):
     public = make_client(live, public=True, redirect_uris=["http://127.0.0.1:7000/cb"])
     _, login = make_user(live)
-    _, jwks, _, token, nonce, _ = run_code_flow(live, public, login, scope="openid",
-                                                auth_method="none")
+    _, jwks, _, token, nonce, _ = run_code_flow(
+        live, public, login, scope="openid", auth_method="none"
+    )
     validate_id_token(token["id_token"], jwks, live.url, public.client_id, nonce)
     assert "refresh_token" not in token  # no offline_access asked
 
     post_client = make_client(live, auth_method="client_secret_post")
-    _, _, _, token, _, _ = run_code_flow(live, post_client, login, scope="openid email",
-                                         auth_method="client_secret_post")
+    _, _, _, token, _, _ = run_code_flow(
+        live, post_client, login, scope="openid email", auth_method="client_secret_post"
+    )
     assert token["access_token"]
 
 
@@ -179,11 +207,15 @@ def test_rp_initiated_and_back_channel_logout(live):
     )
     sub, login = make_user(live)
     meta, jwks, rp, token, _, browser = run_code_flow(live, client, login)
-    response = browser.get(meta["end_session_endpoint"], allow_redirects=False, params={
-        "id_token_hint": token["id_token"],
-        "post_logout_redirect_uri": "https://rp.example.com/bye",
-        "state": "s1",
-    })
+    response = browser.get(
+        meta["end_session_endpoint"],
+        allow_redirects=False,
+        params={
+            "id_token_hint": token["id_token"],
+            "post_logout_redirect_uri": "https://rp.example.com/bye",
+            "state": "s1",
+        },
+    )
     assert response.status_code == 303
     assert response.headers["Location"] == "https://rp.example.com/bye?state=s1"
     # the back-channel logout token went to the RP, signed and typed
@@ -196,9 +228,12 @@ def test_rp_initiated_and_back_channel_logout(live):
     assert "http://schemas.openid.net/event/backchannel-logout" in decoded.claims["events"]
     assert "nonce" not in decoded.claims
     # tokens of the ended session no longer work
-    refresh = requests.post(meta["token_endpoint"], auth=(client.client_id, client.secret),
-                            data={"grant_type": "refresh_token",
-                                  "refresh_token": token["refresh_token"]}, timeout=5)
+    refresh = requests.post(
+        meta["token_endpoint"],
+        auth=(client.client_id, client.secret),
+        data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"]},
+        timeout=5,
+    )
     assert refresh.json()["error"] == "invalid_grant"
     # and the browser must sign in again
     again = browser.get(meta["authorization_endpoint"], allow_redirects=False)
@@ -206,12 +241,24 @@ def test_rp_initiated_and_back_channel_logout(live):
 
 
 def test_client_credentials_for_internal_services(live):
-    service = make_client(live, grant_types=["client_credentials"], redirect_uris=[],
-                          scopes=["linking:read"], first_party=True)
+    service = make_client(
+        live,
+        grant_types=["client_credentials"],
+        redirect_uris=[],
+        scopes=["linking:read"],
+        first_party=True,
+    )
     meta, jwks = discover(live)
-    response = requests.post(meta["token_endpoint"], auth=(service.client_id, service.secret),
-                             data={"grant_type": "client_credentials", "scope": "linking:read",
-                                   "resource": "urn:elk:linking-service"}, timeout=5)
+    response = requests.post(
+        meta["token_endpoint"],
+        auth=(service.client_id, service.secret),
+        data={
+            "grant_type": "client_credentials",
+            "scope": "linking:read",
+            "resource": "urn:elk:linking-service",
+        },
+        timeout=5,
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert "refresh_token" not in body and "id_token" not in body
@@ -219,20 +266,31 @@ def test_client_credentials_for_internal_services(live):
     assert claims["sub"] == service.client_id and claims["aud"] == "urn:elk:linking-service"
     assert claims["scope"] == "linking:read"
     # user scopes are not for client credentials
-    bad = requests.post(meta["token_endpoint"], auth=(service.client_id, service.secret),
-                        data={"grant_type": "client_credentials", "scope": "openid"}, timeout=5)
+    bad = requests.post(
+        meta["token_endpoint"],
+        auth=(service.client_id, service.secret),
+        data={"grant_type": "client_credentials", "scope": "openid"},
+        timeout=5,
+    )
     assert bad.json()["error"] == "invalid_scope"
 
 
-def client_assertion(key, alg: str, client_id: str, audience: str, jti: str | None = None,
-                     **overrides) -> str:
+def client_assertion(
+    key, alg: str, client_id: str, audience: str, jti: str | None = None, **overrides
+) -> str:
     """An RFC 7523 §3 client assertion, built by hand with joserfc."""
     import secrets
     import time
 
     now = int(time.time())
-    claims = {"iss": client_id, "sub": client_id, "aud": audience, "iat": now,
-              "exp": now + 60, "jti": jti or secrets.token_urlsafe(12)}
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "iat": now,
+        "exp": now + 60,
+        "jti": jti or secrets.token_urlsafe(12),
+    }
     claims.update(overrides)
     return jwt.encode({"alg": alg, "kid": "k1"}, claims, key, algorithms=[alg])
 
@@ -243,9 +301,14 @@ def test_private_key_jwt_client_authentication(live, alg):
 
     key = ECKey.generate_key("P-256") if alg == "ES256" else RSAKey.generate_key(2048)
     key_dict = {**key.as_dict(private=False), "kid": "k1", "alg": alg}
-    service = make_client(live, grant_types=["client_credentials"], redirect_uris=[],
-                          scopes=["linking:read"], jwks={"keys": [key_dict]},
-                          auth_method="private_key_jwt")
+    service = make_client(
+        live,
+        grant_types=["client_credentials"],
+        redirect_uris=[],
+        scopes=["linking:read"],
+        jwks={"keys": [key_dict]},
+        auth_method="private_key_jwt",
+    )
     meta, _ = discover(live)
     assertion = client_assertion(key, alg, service.client_id, meta["token_endpoint"])
     form = {
@@ -259,11 +322,13 @@ def test_private_key_jwt_client_authentication(live, alg):
     replay = requests.post(meta["token_endpoint"], data=form, timeout=5)
     assert replay.status_code == 401 and replay.json()["error"] == "invalid_client"
     # an assertion for another audience is refused
-    form["client_assertion"] = client_assertion(key, alg, service.client_id,
-                                                "https://elsewhere.example")
+    form["client_assertion"] = client_assertion(
+        key, alg, service.client_id, "https://elsewhere.example"
+    )
     assert requests.post(meta["token_endpoint"], data=form, timeout=5).status_code == 401
     # and so is one signed with a key that is not the client's
     other = ECKey.generate_key("P-256")
-    form["client_assertion"] = client_assertion(other, "ES256", service.client_id,
-                                                meta["token_endpoint"])
+    form["client_assertion"] = client_assertion(
+        other, "ES256", service.client_id, meta["token_endpoint"]
+    )
     assert requests.post(meta["token_endpoint"], data=form, timeout=5).status_code == 401

@@ -40,16 +40,23 @@ OPENSSL_MD5 = [
     ("a", "x", "$1$a$TYcRT0JumNkKBBlirG1X4/"),
     ("12345678", "пароль-по-русски", "$1$12345678$Tbqj58r1pd0tRX8oetq1M/"),
     ("ab/.CD", "Tr0ub4dour&3", "$1$ab/.CD$rTqIhLT4PV9mBjVvTp2qc0"),
-    ("zzzzzzzz", "a password longer than sixteen bytes, for the alternate loop",
-     "$1$zzzzzzzz$ZaBjOnk7oBGh797R12wmg/"),
+    (
+        "zzzzzzzz",
+        "a password longer than sixteen bytes, for the alternate loop",
+        "$1$zzzzzzzz$ZaBjOnk7oBGh797R12wmg/",
+    ),
     ("", "empty", "$1$$B5ioctsLmp9rs5O3yyJa/0"),
 ]
 # Django 5.2.19 make_password(..., salt="seasalt42", hasher="pbkdf2_sha256").
-DJANGO = ("lètmein-Django",
-          "pbkdf2_sha256$1000000$seasalt42$piC4Z+rAXcOgx6kweicd7Jbx/Cu0GszlF002wxlSZoQ=")
+DJANGO = (
+    "lètmein-Django",
+    "pbkdf2_sha256$1000000$seasalt42$piC4Z+rAXcOgx6kweicd7Jbx/Cu0GszlF002wxlSZoQ=",
+)
 # passlib 1.7.4 pbkdf2_sha256.using(rounds=29000, salt=b"\x01\x02saltbytes\xff\xfe").
-PASSLIB = ("пароль для passlib",
-           "$pbkdf2-sha256$29000$AQJzYWx0Ynl0ZXP//g$4bGAofZbY.yHqFLaY96lpzHQSerJwmYcd62quKahTIw")
+PASSLIB = (
+    "пароль для passlib",
+    "$pbkdf2-sha256$29000$AQJzYWx0Ynl0ZXP//g$4bGAofZbY.yHqFLaY96lpzHQSerJwmYcd62quKahTIw",
+)
 # PHP's password_verify() documentation.
 PHP_2Y = ("rasmuslerdorf", "$2y$10$.vGA1O9wmRjrwAVXD98HNOgsNpDczlqm3Jq7KnEd1rVAGv3Fykk1a")
 
@@ -76,8 +83,12 @@ def test_md5_crypt_matches_openssl_run_now():
     for length in (1, 4, 8):
         salt = "".join(secrets.choice(alphabet) for _ in range(length))
         password = "p" + secrets.token_urlsafe(12 * length)  # never starts like an option
-        stored = subprocess.run([openssl, "passwd", "-1", "-salt", salt, password],
-                                capture_output=True, text=True, check=True).stdout.strip()
+        stored = subprocess.run(
+            [openssl, "passwd", "-1", "-salt", salt, password],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         assert verify_legacy(stored, password) is True
         assert verify_legacy(stored, password[:-1]) is False
 
@@ -164,9 +175,17 @@ def test_pbkdf2_refused_variants():
     assert hash_problem("pbkdf2_sha1$10000$salt$" + key) is not None
 
 
-@pytest.mark.parametrize("stored", ["", "plain", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
-                                    "$5$salt$hash", "$1$toolongsalt$" + "a" * 22,
-                                    "$2b$٠٤$" + "a" * 53])
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "",
+        "plain",
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+        "$5$salt$hash",
+        "$1$toolongsalt$" + "a" * 22,
+        "$2b$٠٤$" + "a" * 53,
+    ],
+)
 def test_unknown_formats_never_verify(stored):
     assert identify(stored) is None
     assert hash_problem(stored) is not None
@@ -212,18 +231,29 @@ def user_count(live) -> int:
 
 def test_import_csv(live, tmp_path):
     md5 = OPENSSL_MD5[0][2]
-    text = "\n".join([
-        HEADER,
-        f"8 (912) 000-00-01,,,Иванова,Мария,Петровна,Пермский край,{OLD_BCRYPT},perm-lk",
-        f",Sidorov@Example.RU,+7 912 000 00 02,Сидоров,Олег,,,{md5},perm-lk",
-        f"o.kim@example.ru,,,Ким,Ольга,,Москва,{DJANGO[1]},moscow-lk",
-    ]) + "\n"
+    text = (
+        "\n".join(
+            [
+                HEADER,
+                f"8 (912) 000-00-01,,,Иванова,Мария,Петровна,Пермский край,{OLD_BCRYPT},perm-lk",
+                f",Sidorov@Example.RU,+7 912 000 00 02,Сидоров,Олег,,,{md5},perm-lk",
+                f"o.kim@example.ru,,,Ким,Ольга,,Москва,{DJANGO[1]},moscow-lk",
+            ]
+        )
+        + "\n"
+    )
     report = run_import(live, tmp_path, text)
-    assert report.as_dict() == {"imported": 3, "sources": {"perm-lk": 2, "moscow-lk": 1},
-                                "schemes": {"bcrypt": 1, "md5_crypt": 1, "pbkdf2_sha256": 1}}
+    assert report.as_dict() == {
+        "imported": 3,
+        "sources": {"perm-lk": 2, "moscow-lk": 1},
+        "schemes": {"bcrypt": 1, "md5_crypt": 1, "pbkdf2_sha256": 1},
+    }
     [maria] = users_where(live, User.phone == "+79120000001")
-    assert (maria.family_name, maria.given_name, maria.middle_name) == ("Иванова", "Мария",
-                                                                        "Петровна")
+    assert (maria.family_name, maria.given_name, maria.middle_name) == (
+        "Иванова",
+        "Мария",
+        "Петровна",
+    )
     assert maria.status == "legacy" and maria.legacy_source == "perm-lk"
     assert maria.phone_verified is True and maria.email is None
     assert maria.password_hash == OLD_BCRYPT  # stored as it came
@@ -238,42 +268,61 @@ def test_import_csv(live, tmp_path):
 
 def test_import_jsonl(live, tmp_path):
     rows = [
-        {"phone": "+79120000011", "family_name": "Орлов", "given_name": "Пётр",
-         "middle_name": None, "region": "Томская область", "password_hash": PASSLIB[1],
-         "source": "tomsk"},
-        {"login": "orlova@example.ru", "family_name": "Орлова", "given_name": "Анна",
-         "password_hash": PHP_2Y[1], "source": "tomsk"},
+        {
+            "phone": "+79120000011",
+            "family_name": "Орлов",
+            "given_name": "Пётр",
+            "middle_name": None,
+            "region": "Томская область",
+            "password_hash": PASSLIB[1],
+            "source": "tomsk",
+        },
+        {
+            "login": "orlova@example.ru",
+            "family_name": "Орлова",
+            "given_name": "Анна",
+            "password_hash": PHP_2Y[1],
+            "source": "tomsk",
+        },
     ]
     text = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n\n"
     report = run_import(live, tmp_path, text, ".jsonl")
     assert report.imported == 2
     assert {u.given_name for u in users_where(live, User.legacy_source == "tomsk")} == {
-        "Пётр", "Анна"}
+        "Пётр",
+        "Анна",
+    }
 
 
 def test_every_bad_row_is_reported_with_its_line_and_nothing_is_imported(live, tmp_path):
     good = f"+79120000021,,,Петров,Иван,,,{OLD_BCRYPT},lk"
-    text = "\n".join([
-        HEADER,  # 1
-        good,  # 2
-        f"+79120000022,,,,Иван,,,{OLD_BCRYPT},lk",  # 3: no family name
-        f"not-a-login,,,Петров,Иван,,,{OLD_BCRYPT},lk",  # 4
-        "+79120000023,,,Петров,Иван,,,plain-text-password,lk",  # 5
-        f",,,Петров,Иван,,,{OLD_BCRYPT},lk",  # 6: no contact
-        f"+79120000021,,,Петров,Иван,,,{OLD_BCRYPT},lk",  # 7: same phone as line 2
-        f"+79120000024,,,Петров,Иван,,,{OLD_BCRYPT},",  # 8: no source
-        "+79120000025,,,Петров,Иван",  # 9: too few fields
-        f"+79120000026,bad@,,Петров,Иван\u200b,,,{OLD_BCRYPT},lk",  # 10: two problems
-        f"ivan@example.ru,,+79120000027,Петров,Иван,,,{OLD_BCRYPT},lk",  # 11: fine
-        f"ivan@example.ru,other@example.ru,,Петров,Иван,,,{OLD_BCRYPT},lk",  # 12
-        f"+79120000028,,,Петров,Иван,,Пермская обл.,{OLD_BCRYPT},lk",  # 13
-    ]) + "\n"
+    text = (
+        "\n".join(
+            [
+                HEADER,  # 1
+                good,  # 2
+                f"+79120000022,,,,Иван,,,{OLD_BCRYPT},lk",  # 3: no family name
+                f"not-a-login,,,Петров,Иван,,,{OLD_BCRYPT},lk",  # 4
+                "+79120000023,,,Петров,Иван,,,plain-text-password,lk",  # 5
+                f",,,Петров,Иван,,,{OLD_BCRYPT},lk",  # 6: no contact
+                f"+79120000021,,,Петров,Иван,,,{OLD_BCRYPT},lk",  # 7: same phone as line 2
+                f"+79120000024,,,Петров,Иван,,,{OLD_BCRYPT},",  # 8: no source
+                "+79120000025,,,Петров,Иван",  # 9: too few fields
+                f"+79120000026,bad@,,Петров,Иван\u200b,,,{OLD_BCRYPT},lk",  # 10: two problems
+                f"ivan@example.ru,,+79120000027,Петров,Иван,,,{OLD_BCRYPT},lk",  # 11: fine
+                f"ivan@example.ru,other@example.ru,,Петров,Иван,,,{OLD_BCRYPT},lk",  # 12
+                f"+79120000028,,,Петров,Иван,,Пермская обл.,{OLD_BCRYPT},lk",  # 13
+            ]
+        )
+        + "\n"
+    )
     before = user_count(live)
     with pytest.raises(ImportFailed) as caught:
         run_import(live, tmp_path, text)
     errors = caught.value.errors
-    assert [e.split(":")[0] for e in errors] == [f"line {n}" for n in (3, 4, 5, 6, 7, 8, 9, 10,
-                                                                      12, 13)]
+    assert [e.split(":")[0] for e in errors] == [
+        f"line {n}" for n in (3, 4, 5, 6, 7, 8, 9, 10, 12, 13)
+    ]
     by_line = {e.split(":")[0]: e for e in errors}
     assert "family_name is required" in by_line["line 3"]
     assert "'not-a-login' is not a mobile number or e-mail" in by_line["line 4"]
@@ -291,15 +340,32 @@ def test_every_bad_row_is_reported_with_its_line_and_nothing_is_imported(live, t
 
 
 def test_jsonl_errors_carry_file_lines(live, tmp_path):
-    text = "\n".join([
-        json.dumps({"phone": "+79120000031", "family_name": "А", "given_name": "Б",
-                    "password_hash": OLD_BCRYPT, "source": "x"}),
-        "",
-        "{not json",
-        "[1, 2]",
-        json.dumps({"phone": 79120000032, "family_name": "А", "given_name": "Б",
-                    "password_hash": OLD_BCRYPT, "source": "x", "extra": 1}),
-    ])
+    text = "\n".join(
+        [
+            json.dumps(
+                {
+                    "phone": "+79120000031",
+                    "family_name": "А",
+                    "given_name": "Б",
+                    "password_hash": OLD_BCRYPT,
+                    "source": "x",
+                }
+            ),
+            "",
+            "{not json",
+            "[1, 2]",
+            json.dumps(
+                {
+                    "phone": 79120000032,
+                    "family_name": "А",
+                    "given_name": "Б",
+                    "password_hash": OLD_BCRYPT,
+                    "source": "x",
+                    "extra": 1,
+                }
+            ),
+        ]
+    )
     with pytest.raises(ImportFailed) as caught:
         run_import(live, tmp_path, text, ".jsonl")
     assert caught.value.errors == [
@@ -316,7 +382,8 @@ def test_bad_header_and_file_problems(live, tmp_path):
         run_import(live, tmp_path, "family_name,given_name,password,source\n")
     assert caught.value.errors == [
         "line 1: unknown column 'password'; missing column 'password_hash'; "
-        "a login, email or phone column is required"]
+        "a login, email or phone column is required"
+    ]
     with pytest.raises(ImportFailed) as caught:
         run_import(live, tmp_path, HEADER + "\n")
     assert caught.value.errors == ["the file holds no records"]
@@ -334,13 +401,15 @@ def test_contact_of_an_existing_account_is_a_row_error(live, tmp_path):
     make_user(live, login="taken@example.ru")
     run_import(live, tmp_path, f"{HEADER}\n+79120000042,,,А,Б,,,{OLD_BCRYPT},lk\n", name="first")
     before = user_count(live)
-    text = "\n".join([
-        HEADER,
-        f"8 912 000 00 41,,,Петров,Иван,,,{OLD_BCRYPT},lk",
-        f"TAKEN@example.ru,,,Петров,Иван,,,{OLD_BCRYPT},lk",
-        f"+79120000042,,,А,Б,,,{OLD_BCRYPT},lk",
-        f"+79120000043,,,А,Б,,,{OLD_BCRYPT},lk",
-    ])
+    text = "\n".join(
+        [
+            HEADER,
+            f"8 912 000 00 41,,,Петров,Иван,,,{OLD_BCRYPT},lk",
+            f"TAKEN@example.ru,,,Петров,Иван,,,{OLD_BCRYPT},lk",
+            f"+79120000042,,,А,Б,,,{OLD_BCRYPT},lk",
+            f"+79120000043,,,А,Б,,,{OLD_BCRYPT},lk",
+        ]
+    )
     with pytest.raises(ImportFailed) as caught:
         run_import(live, tmp_path, text, name="second")
     assert caught.value.errors == [
@@ -359,8 +428,7 @@ def test_cli_group_is_importable():
 
 
 def legacy_user(live, tmp_path, stored: str = OLD_BCRYPT, phone: str = "+79120000051") -> str:
-    run_import(live, tmp_path, f"{HEADER}\n{phone},,,Петров,Иван,,,{stored},lk\n",
-               name=phone[1:])
+    run_import(live, tmp_path, f"{HEADER}\n{phone},,,Петров,Иван,,,{stored},lk\n", name=phone[1:])
     [user] = users_where(live, User.phone == phone)
     return user.id
 
@@ -377,8 +445,11 @@ def upgrade(live, user_id: str | None, password: str, upgrader: LegacyUpgrade | 
             db.session.remove()
 
 
-@pytest.mark.parametrize("stored", [OLD_BCRYPT, md5_crypt(OLD_PASSWORD.encode(), b"q1w2e3r4")],
-                         ids=["bcrypt", "md5_crypt"])
+@pytest.mark.parametrize(
+    "stored",
+    [OLD_BCRYPT, md5_crypt(OLD_PASSWORD.encode(), b"q1w2e3r4")],
+    ids=["bcrypt", "md5_crypt"],
+)
 def test_upgrade_rehashes_to_argon2id_and_activates(live, tmp_path, stored):
     user_id = legacy_user(live, tmp_path, stored)
     outcome = upgrade(live, user_id, OLD_PASSWORD)

@@ -46,8 +46,14 @@ def test_weak_password_is_a_validation_error_with_a_russian_message(default):
 
 
 def test_every_reason_has_a_russian_message():
-    assert set(MESSAGES) == {"too_short", "too_long", "common", "personal", "service_name",
-                             "repetitive"}
+    assert set(MESSAGES) == {
+        "too_short",
+        "too_long",
+        "common",
+        "personal",
+        "service_name",
+        "repetitive",
+    }
     assert MESSAGES["common"] == "Пароль слишком распространён"
     assert MESSAGES["personal"] == "Пароль не должен содержать ваше имя, телефон или e-mail"
     assert all(any("а" <= ch <= "я" for ch in text) for text in MESSAGES.values())
@@ -90,8 +96,19 @@ def test_packaged_list_has_at_least_ten_thousand_entries(default):
     assert entries[:3] == ["123456", "password", "12345678"]  # most frequent first
 
 
-@pytest.mark.parametrize("password", ["password", "PassWord", "PASSWORD", "iloveyou",
-                                      "sunshine", "baseball", "trustno1", "1qaz2wsx"])
+@pytest.mark.parametrize(
+    "password",
+    [
+        "password",
+        "PassWord",
+        "PASSWORD",
+        "iloveyou",
+        "sunshine",
+        "baseball",
+        "trustno1",
+        "1qaz2wsx",
+    ],
+)
 def test_common_passwords_are_refused_in_any_case(default, password):
     assert refused(default, password, []) == "common"
 
@@ -108,20 +125,23 @@ def test_uncommon_password_passes_the_blocklist(default):
 # --- context words ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("password", [
-    "Petrov1985!",  # surname, transliterated
-    "иван-грозный-1",  # given name, as written
-    "ivan-the-great",  # given name, transliterated
-    "SERGEEVICH_77",  # middle name, transliterated, upper case
-    "Bdfy_1985_xyz",  # «Иван» typed with the keyboard left on the Latin layout
-    "+79123456780",  # the phone, E.164
-    "89123456780",  # the phone, national with 8
-    "tel9123456780",  # the 10-digit national number inside
-    "my3456780pin",  # the last seven digits
-    "912-345-67-80!",  # with separators
-    "ivan.petrov@example.ru",  # the e-mail address
-    "ivan.petrov2024",  # its local part
-])
+@pytest.mark.parametrize(
+    "password",
+    [
+        "Petrov1985!",  # surname, transliterated
+        "иван-грозный-1",  # given name, as written
+        "ivan-the-great",  # given name, transliterated
+        "SERGEEVICH_77",  # middle name, transliterated, upper case
+        "Bdfy_1985_xyz",  # «Иван» typed with the keyboard left on the Latin layout
+        "+79123456780",  # the phone, E.164
+        "89123456780",  # the phone, national with 8
+        "tel9123456780",  # the 10-digit national number inside
+        "my3456780pin",  # the last seven digits
+        "912-345-67-80!",  # with separators
+        "ivan.petrov@example.ru",  # the e-mail address
+        "ivan.petrov2024",  # its local part
+    ],
+)
 def test_context_words_are_refused(rules, password):
     assert refused(rules, password) == "personal"
 
@@ -140,10 +160,18 @@ def test_short_context_words_refused_only_as_the_whole_password(rules):
 # --- service names ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("password", [
-    "Ростелеком2024", "rostelecom!", "my-RosTeleCom-pass", "hjcntktrjv1",
-    "ЕЛК12345", "elk-2024!", "ELK_ELK_99",
-])
+@pytest.mark.parametrize(
+    "password",
+    [
+        "Ростелеком2024",
+        "rostelecom!",
+        "my-RosTeleCom-pass",
+        "hjcntktrjv1",
+        "ЕЛК12345",
+        "elk-2024!",
+        "ELK_ELK_99",
+    ],
+)
 def test_service_names_are_refused(rules, password):
     assert refused(rules, password, []) == "service_name"
 
@@ -156,11 +184,28 @@ def test_service_short_names_inside_words_pass(rules):
 # --- repetition and sequences ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("password", [
-    "aaaaaaaa", "00000000", "ЖЖЖЖЖЖЖЖЖЖ", "abababab", "qweqweqwe", "12121212",
-    "12345678", "87654321", "abcdefgh", "zyxwvutsrq", "qwertyui", "asdfghjkl", "йцукенгш",
-    "абвгдеёжзи", "1234abcd", "qwerty123", "zxcvbnm,./",
-])
+@pytest.mark.parametrize(
+    "password",
+    [
+        "aaaaaaaa",
+        "00000000",
+        "ЖЖЖЖЖЖЖЖЖЖ",
+        "abababab",
+        "qweqweqwe",
+        "12121212",
+        "12345678",
+        "87654321",
+        "abcdefgh",
+        "zyxwvutsrq",
+        "qwertyui",
+        "asdfghjkl",
+        "йцукенгш",
+        "абвгдеёжзи",
+        "1234abcd",
+        "qwerty123",
+        "zxcvbnm,./",
+    ],
+)
 def test_repetitive_or_sequential_passwords_are_refused(rules, password):
     assert refused(rules, password, []) == "repetitive"
 
@@ -173,13 +218,16 @@ def test_near_sequences_pass(rules):
 # --- what passes -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("password", [
-    "correct horse battery staple",
-    "Сорок два попугая и один удав",
-    "Ёжик в тумане 1975 года",
-    "mañana-ЗАВТРА-明天",
-    "tangerine lamp oxide velvet " * 4,
-])
+@pytest.mark.parametrize(
+    "password",
+    [
+        "correct horse battery staple",
+        "Сорок два попугая и один удав",
+        "Ёжик в тумане 1975 года",
+        "mañana-ЗАВТРА-明天",
+        "tangerine lamp oxide velvet " * 4,
+    ],
+)
 def test_long_unusual_passphrases_and_cyrillic_pass(default, password):
     default.check(password, CONTEXT)
 

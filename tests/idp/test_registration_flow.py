@@ -162,8 +162,12 @@ def test_links_use_the_configured_issuer_never_the_host_header(live):
     sub, _ = make_user(live, login="host@example.ru")
     http = requests.Session()
     page = http.get(f"{live.url}/recover")
-    http.post(f"{live.url}/recover", headers={"Host": "evil.example"}, allow_redirects=False,
-              data={"csrf_token": csrf_of(page.text), "login": "host@example.ru"})
+    http.post(
+        f"{live.url}/recover",
+        headers={"Host": "evil.example"},
+        allow_redirects=False,
+        data={"csrf_token": csrf_of(page.text), "login": "host@example.ru"},
+    )
     for message in outbox(live, "host@example.ru"):
         assert "evil.example" not in message.body
         assert f"{live.url}/recover/" in message.body
@@ -177,19 +181,31 @@ def test_contact_change_needs_the_current_password_and_counts_failures(live):
     http = requests.Session()
     submit_login(http, live, http.get(f"{live.url}/login"), phone, PASSWORD)
     page = http.get(f"{live.url}/account/profile")
-    wrong = http.post(f"{live.url}/account/profile/contact", allow_redirects=False, data={
-        "csrf_token": csrf_of(page.text), "contact": "new@example.ru",
-        "current_password": "not-my-password"})
+    wrong = http.post(
+        f"{live.url}/account/profile/contact",
+        allow_redirects=False,
+        data={
+            "csrf_token": csrf_of(page.text),
+            "contact": "new@example.ru",
+            "current_password": "not-my-password",
+        },
+    )
     assert wrong.status_code == 400 and "Неверный текущий пароль" in wrong.text
     with live.ctx():
         assert live.services.throttle.failures(f"user:{sub}") == 1
     assert outbox(live, "new@example.ru") == []
-    ok = http.post(f"{live.url}/account/profile/contact", allow_redirects=False, data={
-        "csrf_token": csrf_of(page.text), "contact": "new@example.ru",
-        "current_password": PASSWORD})
+    ok = http.post(
+        f"{live.url}/account/profile/contact",
+        allow_redirects=False,
+        data={
+            "csrf_token": csrf_of(page.text),
+            "contact": "new@example.ru",
+            "current_password": PASSWORD,
+        },
+    )
     assert ok.status_code == 200 and len(outbox(live, "new@example.ru")) == 1
     link = last_link(live, "new@example.ru")
-    assert post_form(http, live, link[len(live.url):]).status_code == 303
+    assert post_form(http, live, link[len(live.url) :]).status_code == 303
     with live.ctx():
         assert live.services.users.get(sub).email == "new@example.ru"
     assert len(outbox(live, phone)) == 1  # the account's phone was told of the new e-mail

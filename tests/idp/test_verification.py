@@ -17,7 +17,8 @@ from idp.services.verification import SecretRejected
 def start_phone(live, phone="+79995550001"):
     with live.ctx():
         started = live.services.registration.start(
-            "Орлова", "Вера", None, "Пермский край", phone, True, "198.51.100.7")
+            "Орлова", "Вера", None, "Пермский край", phone, True, "198.51.100.7"
+        )
         return started.flow.id
 
 
@@ -25,8 +26,11 @@ def sent_codes(live, phone):
     from idp.extensions import db
 
     with live.ctx():
-        rows = db.session.scalars(select(OutboxMessage.body).where(
-            OutboxMessage.recipient == phone).order_by(OutboxMessage.id)).all()
+        rows = db.session.scalars(
+            select(OutboxMessage.body)
+            .where(OutboxMessage.recipient == phone)
+            .order_by(OutboxMessage.id)
+        ).all()
     return [re.search(r"\b(\d{6})\b", body).group(1) for body in rows]
 
 
@@ -123,10 +127,12 @@ def test_links_expire_after_a_day_and_tampered_links_fail(live):
     from idp.extensions import db
 
     with live.ctx():
-        live.services.registration.start("Орлова", "Вера", None, "Пермский край",
-                                         "vera@example.ru", True, "198.51.100.7")
-        body = db.session.scalar(select(OutboxMessage.body).where(
-            OutboxMessage.recipient == "vera@example.ru"))
+        live.services.registration.start(
+            "Орлова", "Вера", None, "Пермский край", "vera@example.ru", True, "198.51.100.7"
+        )
+        body = db.session.scalar(
+            select(OutboxMessage.body).where(OutboxMessage.recipient == "vera@example.ru")
+        )
     token = re.search(r"/confirm/([\w\-]+)", body).group(1)
     tampered = token[:-1] + ("A" if token[-1] != "A" else "B")
     with live.ctx(), pytest.raises(SecretRejected):

@@ -81,39 +81,76 @@ class Linking:
 
     # --- billing data ---------------------------------------------------------------------
 
-    def add_account(self, number, region="Пермский край", family="Петров", given="Иван",
-                    middle=None, phones=(), emails=(), status="active", internet=None,
-                    phone_service=None):
+    def add_account(
+        self,
+        number,
+        region="Пермский край",
+        family="Петров",
+        given="Иван",
+        middle=None,
+        phones=(),
+        emails=(),
+        status="active",
+        internet=None,
+        phone_service=None,
+    ):
         """``internet=(login, password)``, ``phone_service=(number, pin)``."""
         with transaction(self.sessions) as db:
-            db.add(BillingAccountRow(number=number, region=region, family_name=family,
-                                     given_name=given, middle_name=middle, phones=list(phones),
-                                     emails=list(emails), status=status))
+            db.add(
+                BillingAccountRow(
+                    number=number,
+                    region=region,
+                    family_name=family,
+                    given_name=given,
+                    middle_name=middle,
+                    phones=list(phones),
+                    emails=list(emails),
+                    status=status,
+                )
+            )
             db.flush()
             if internet:
-                db.add(BillingServiceRow(account_number=number, kind="internet",
-                                         login=internet[0].lower(),
-                                         secret_hash=CHEAP.hash(internet[1])))
+                db.add(
+                    BillingServiceRow(
+                        account_number=number,
+                        kind="internet",
+                        login=internet[0].lower(),
+                        secret_hash=CHEAP.hash(internet[1]),
+                    )
+                )
             if phone_service:
-                db.add(BillingServiceRow(account_number=number, kind="phone",
-                                         phone=phone_service[0],
-                                         secret_hash=CHEAP.hash(phone_service[1])))
+                db.add(
+                    BillingServiceRow(
+                        account_number=number,
+                        kind="phone",
+                        phone=phone_service[0],
+                        secret_hash=CHEAP.hash(phone_service[1]),
+                    )
+                )
 
     # --- tokens ---------------------------------------------------------------------------
 
     def service_token(self, scope: str, resource: str = AUDIENCE) -> str:
         if scope not in self._service_clients:
             self._service_clients[scope] = make_client(
-                self.idp, grant_types=["client_credentials"], redirect_uris=[], scopes=[scope])
+                self.idp, grant_types=["client_credentials"], redirect_uris=[], scopes=[scope]
+            )
         client = self._service_clients[scope]
-        response = requests.post(f"{self.idp.url}/token", auth=(client.client_id, client.secret),
-                                 data={"grant_type": "client_credentials", "scope": scope,
-                                       "resource": resource}, timeout=10)
+        response = requests.post(
+            f"{self.idp.url}/token",
+            auth=(client.client_id, client.secret),
+            data={"grant_type": "client_credentials", "scope": scope, "resource": resource},
+            timeout=10,
+        )
         assert response.status_code == 200, response.text
         return response.json()["access_token"]
 
-    def user_token(self, login: str | None = None, scope: str = "openid linking",
-                   resource: str | None = AUDIENCE) -> tuple[str, str]:
+    def user_token(
+        self,
+        login: str | None = None,
+        scope: str = "openid linking",
+        resource: str | None = AUDIENCE,
+    ) -> tuple[str, str]:
         """(sub, access token) of a signed-in customer, through the real code flow."""
         if login is None:
             sub, login = make_user(self.idp)
@@ -128,12 +165,17 @@ class Linking:
         url = authorize_url(self.idp, client, challenge, scope=scope)
         response = sign_in_and_authorize(requests.Session(), self.idp, url, login, PASSWORD)
         code = callback_params(response)["code"]
-        data = {"grant_type": "authorization_code", "code": code,
-                "redirect_uri": client.redirect_uri, "code_verifier": verifier}
+        data = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": client.redirect_uri,
+            "code_verifier": verifier,
+        }
         if resource:
             data["resource"] = resource
-        token = requests.post(f"{self.idp.url}/token", auth=(client.client_id, client.secret),
-                              data=data, timeout=10).json()
+        token = requests.post(
+            f"{self.idp.url}/token", auth=(client.client_id, client.secret), data=data, timeout=10
+        ).json()
         access = token["access_token"]
         if sub is None:
             import jwt
@@ -157,18 +199,25 @@ def make_linking(live, profile, linking_databases):
     started = []
 
     def factory(**env) -> Linking:
-        settings = load_settings({
-            "LINKING_DATABASE_URL": url,
-            "LINKING_LISTEN": "127.0.0.1:0",
-            "LINKING_IDP_ISSUER": live.url,
-            **env,
-        })
+        settings = load_settings(
+            {
+                "LINKING_DATABASE_URL": url,
+                "LINKING_LISTEN": "127.0.0.1:0",
+                "LINKING_IDP_ISSUER": live.url,
+                **env,
+            }
+        )
         engine = make_engine(url)
         sessions = make_sessions(engine)
         directory = SqlBillingDirectory(sessions, CHEAP)
         verifier = TokenVerifier(live.url, AUDIENCE, ["ES256", "RS256"])
-        server = build(settings.with_(events_poll_interval=0.05), directory=directory,
-                       verifier=verifier, clock=live.clock, create_tables=False)
+        server = build(
+            settings.with_(events_poll_interval=0.05),
+            directory=directory,
+            verifier=verifier,
+            clock=live.clock,
+            create_tables=False,
+        )
         linking = Linking(live, server, sessions)
         started.append((linking, engine))
         return linking
@@ -182,5 +231,3 @@ def make_linking(live, profile, linking_databases):
 @pytest.fixture
 def linking(make_linking) -> Linking:
     return make_linking()
-
-

@@ -72,19 +72,22 @@ class Recorder(requests.Session):
 
 
 def make_verifier(issuer: str, http=None, clock=None, **kw) -> TokenVerifier:
-    return TokenVerifier(issuer, AUD, kw.pop("algs", ALGS), http=http or Recorder(),
-                         clock=clock or Clock(), **kw)
+    return TokenVerifier(
+        issuer, AUD, kw.pop("algs", ALGS), http=http or Recorder(), clock=clock or Clock(), **kw
+    )
 
 
 def service_token(live, resource: str | None = AUD) -> tuple[str, str]:
     """(client_id, access token) from the real token endpoint, client credentials grant."""
-    client = make_client(live, grant_types=["client_credentials"], redirect_uris=[],
-                         scopes=["linking:read"])
+    client = make_client(
+        live, grant_types=["client_credentials"], redirect_uris=[], scopes=["linking:read"]
+    )
     data = {"grant_type": "client_credentials", "scope": "linking:read"}
     if resource:
         data["resource"] = resource
-    response = requests.post(f"{live.url}/token", auth=(client.client_id, client.secret),
-                             data=data, timeout=10)
+    response = requests.post(
+        f"{live.url}/token", auth=(client.client_id, client.secret), data=data, timeout=10
+    )
     assert response.status_code == 200, response.text
     return client.client_id, response.json()["access_token"]
 
@@ -97,9 +100,18 @@ def code_flow_tokens(live) -> tuple[str, str, dict]:
     url = authorize_url(live, client, challenge, scope="openid linking:read")
     response = sign_in_and_authorize(requests.Session(), live, url, login, PASSWORD)
     code = callback_params(response)["code"]
-    tokens = requests.post(f"{live.url}/token", auth=(client.client_id, client.secret), data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": client.redirect_uri,
-        "code_verifier": verifier, "resource": AUD}, timeout=10)
+    tokens = requests.post(
+        f"{live.url}/token",
+        auth=(client.client_id, client.secret),
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": client.redirect_uri,
+            "code_verifier": verifier,
+            "resource": AUD,
+        },
+        timeout=10,
+    )
     assert tokens.status_code == 200, tokens.text
     return user_id, client.client_id, tokens.json()
 
@@ -112,14 +124,24 @@ def b64(data: bytes | dict) -> str:
 
 def parts(token: str) -> tuple[dict, dict]:
     header, payload, _ = token.split(".")
-    return tuple(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
-                 for p in (header, payload))
+    return tuple(
+        json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))) for p in (header, payload)
+    )
 
 
 def claims(live, **changes) -> dict:
     now = int(time.time())
-    base = {"iss": live.url, "sub": "svc-1", "aud": AUD, "client_id": "svc-1", "iat": now,
-            "nbf": now, "exp": now + 300, "jti": secrets.token_hex(8), "scope": "linking:read"}
+    base = {
+        "iss": live.url,
+        "sub": "svc-1",
+        "aud": AUD,
+        "client_id": "svc-1",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "jti": secrets.token_hex(8),
+        "scope": "linking:read",
+    }
     base.update(changes)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -163,8 +185,9 @@ def test_service_token_from_the_idp_verifies_and_keys_are_cached(live):
     http = Recorder()
     verifier = make_verifier(live.url, http)
     principal = verifier.verify(token)
-    assert principal == Principal(live.url, client_id, client_id, frozenset({"linking:read"}),
-                                  principal.claims)
+    assert principal == Principal(
+        live.url, client_id, client_id, frozenset({"linking:read"}), principal.claims
+    )
     assert principal.claims["aud"] == AUD
     assert (http.count(DISCOVERY), http.count(JWKS)) == (1, 1)
     for _ in range(3):
@@ -298,8 +321,9 @@ def test_algorithm_must_match_the_key_type(live):
     rs_kid, rs_key = idp_key(live, "RS256")
     verifier = make_verifier(live.url, algs=["ES256", "RS256", "PS256"])
     body = claims(live)
-    verifier.verify(raw_sign({"alg": "RS256", "kid": rs_kid, "typ": "at+jwt"}, body, rs_key,
-                             "RS256"))
+    verifier.verify(
+        raw_sign({"alg": "RS256", "kid": rs_kid, "typ": "at+jwt"}, body, rs_key, "RS256")
+    )
     mismatched = [
         # An EC kid with an RSA algorithm (and the reverse): refused before any signature check.
         raw_sign({"alg": "RS256", "kid": es_kid, "typ": "at+jwt"}, body, rs_key, "RS256"),
@@ -322,8 +346,10 @@ def test_only_the_configured_algorithms_are_accepted(live):
 def test_foreign_key_under_the_idp_kid_is_rejected(live):
     kid, _ = idp_key(live)
     foreign = ECKey.generate_key("P-256")
-    rejected(make_verifier(live.url), raw_sign({"alg": "ES256", "kid": kid, "typ": "at+jwt"},
-                                               claims(live), foreign, "ES256"))
+    rejected(
+        make_verifier(live.url),
+        raw_sign({"alg": "ES256", "kid": kid, "typ": "at+jwt"}, claims(live), foreign, "ES256"),
+    )
 
 
 @pytest.mark.parametrize("name", ["jku", "x5u", "jwk", "x5c", "crit", "cty", "b64"])
@@ -351,13 +377,25 @@ def test_malformed_and_oversized_tokens(live):
     kid, _ = idp_key(live)
     good = idp_signed(live, claims(live))
     head, body, sig = good.split(".")
-    for token in ["", "abc", "a.b", "a.b.c", f"{good}.x.y", f"{head}.{body}", None, 42,
-                  good.encode(), good + "é", f"{b64(b'not json')}.{body}.{sig}",
-                  f"{b64(b'[1]')}.{body}.{sig}", f"{head}.{b64(b'[1]')}.{sig}",
-                  f"{b64({'alg': ['ES256'], 'kid': kid, 'typ': 'at+jwt'})}.{body}.{sig}",
-                  f"{b64({'alg': 'ES256', 'kid': {'x': 1}, 'typ': 'at+jwt'})}.{body}.{sig}",
-                  f"{b64({'alg': 'ES256', 'typ': 'at+jwt'})}.{body}.{sig}",
-                  f"{head}.{body}.{sig[:-4]}AAAA"]:
+    for token in [
+        "",
+        "abc",
+        "a.b",
+        "a.b.c",
+        f"{good}.x.y",
+        f"{head}.{body}",
+        None,
+        42,
+        good.encode(),
+        good + "é",
+        f"{b64(b'not json')}.{body}.{sig}",
+        f"{b64(b'[1]')}.{body}.{sig}",
+        f"{head}.{b64(b'[1]')}.{sig}",
+        f"{b64({'alg': ['ES256'], 'kid': kid, 'typ': 'at+jwt'})}.{body}.{sig}",
+        f"{b64({'alg': 'ES256', 'kid': {'x': 1}, 'typ': 'at+jwt'})}.{body}.{sig}",
+        f"{b64({'alg': 'ES256', 'typ': 'at+jwt'})}.{body}.{sig}",
+        f"{head}.{body}.{sig[:-4]}AAAA",
+    ]:
         rejected(verifier, token)
     big = idp_signed(live, claims(live, pad="x" * MAX_TOKEN_BYTES))
     assert len(big) > MAX_TOKEN_BYTES
@@ -378,10 +416,14 @@ def test_discovery_must_name_exactly_the_configured_issuer(live):
         rejected(make_verifier(issuer, http), token)  # the document says http://127.0.0.1:…
         assert http.count(DISCOVERY) == 1 and http.count(JWKS) == 0
     # A document that names another issuer or a downgraded/odd jwks_uri is not used either.
-    for change in ({"issuer": "https://idp.evil.example"}, {"jwks_uri": "file:///etc/keys"},
-                   {"jwks_uri": None}):
-        http = Recorder(rewrite=lambda url, doc, c=change: {**doc, **c} if DISCOVERY in url
-                        else doc)
+    for change in (
+        {"issuer": "https://idp.evil.example"},
+        {"jwks_uri": "file:///etc/keys"},
+        {"jwks_uri": None},
+    ):
+        http = Recorder(
+            rewrite=lambda url, doc, c=change: {**doc, **c} if DISCOVERY in url else doc
+        )
         rejected(make_verifier(live.url, http), token)
         assert http.count(JWKS) == 0
 
@@ -399,8 +441,12 @@ def test_rotation_refetches_once_and_unknown_kids_do_not_stampede(live):
     verifier.verify(after)  # unknown kid: one refetch, found
     assert (http.count(DISCOVERY), http.count(JWKS)) == (1, 2)
     verifier.verify(before)  # the retired key is still published (overlap)
-    stranger = raw_sign({"alg": "ES256", "kid": "no-such-kid", "typ": "at+jwt"}, claims(live),
-                        ECKey.generate_key("P-256"), "ES256")
+    stranger = raw_sign(
+        {"alg": "ES256", "kid": "no-such-kid", "typ": "at+jwt"},
+        claims(live),
+        ECKey.generate_key("P-256"),
+        "ES256",
+    )
     clock.advance(1)
     for _ in range(5):
         rejected(verifier, stranger)
@@ -469,8 +515,9 @@ def test_idp_down_cached_keys_still_verify_unknown_kids_do_not(live):
         live.services.keys.rotate("ES256", activate_in=0)
     _, rotated = service_token(live)
     http, clock = Recorder(), Clock()
-    verifier = make_verifier(live.url, http, clock=clock, cache_ttl=10, refresh_interval=5,
-                             timeout=1.0)
+    verifier = make_verifier(
+        live.url, http, clock=clock, cache_ttl=10, refresh_interval=5, timeout=1.0
+    )
     verifier.verify(rotated)
     assert len(http.urls) == 2
     live.stop()
@@ -478,8 +525,12 @@ def test_idp_down_cached_keys_still_verify_unknown_kids_do_not(live):
     assert verifier.verify(rotated).client_id == parts(rotated)[1]["client_id"]
     verifier.verify(token)  # the retired key was in the cached JWKS too
     assert len(http.urls) == 3  # one failed attempt (discovery, stale too), not one per call
-    stranger = raw_sign({"alg": "ES256", "kid": "unknown", "typ": "at+jwt"}, claims(live),
-                        ECKey.generate_key("P-256"), "ES256")
+    stranger = raw_sign(
+        {"alg": "ES256", "kid": "unknown", "typ": "at+jwt"},
+        claims(live),
+        ECKey.generate_key("P-256"),
+        "ES256",
+    )
     rejected(verifier, stranger)
     rejected(verifier, stranger)
     assert len(http.urls) == 4  # the unknown kid tried once
@@ -516,18 +567,26 @@ class Canned(requests.Session):
         return response
 
 
-@pytest.mark.parametrize("answer", [
-    RuntimeError("bug in a transport adapter"),
-    requests.ConnectionError("refused"),
-    requests.Timeout("slow"),
-    lambda url: b"<html>maintenance</html>",
-    lambda url: b"[]",
-    lambda url: b'{"issuer": 42}',
-    lambda url: b"{" + b" " * (300 * 1024) + b"}",
-], ids=["bug", "refused", "timeout", "html", "list", "odd issuer", "huge"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        RuntimeError("bug in a transport adapter"),
+        requests.ConnectionError("refused"),
+        requests.Timeout("slow"),
+        lambda url: b"<html>maintenance</html>",
+        lambda url: b"[]",
+        lambda url: b'{"issuer": 42}',
+        lambda url: b"{" + b" " * (300 * 1024) + b"}",
+    ],
+    ids=["bug", "refused", "timeout", "html", "list", "odd issuer", "huge"],
+)
 def test_anything_going_wrong_with_the_idp_is_only_ever_unauthenticated(answer):
-    token = raw_sign({"alg": "ES256", "kid": "k1", "typ": "at+jwt"}, {"sub": "x"},
-                     ECKey.generate_key("P-256"), "ES256")
+    token = raw_sign(
+        {"alg": "ES256", "kid": "k1", "typ": "at+jwt"},
+        {"sub": "x"},
+        ECKey.generate_key("P-256"),
+        "ES256",
+    )
     rejected(TokenVerifier("https://idp.example", AUD, ALGS, http=Canned(answer)), token)
 
 
@@ -539,8 +598,13 @@ def test_a_jwks_with_junk_entries_keeps_the_usable_keys(live):
         if JWKS not in url:
             return doc
         es = next(k for k in doc["keys"] if k["kid"] == es_kid)
-        junk = [1, {"kty": "oct", "k": "c2VjcmV0", "kid": "oct"}, {"kty": "EC", "kid": "bad"},
-                {"kty": "RSA"}, {**es, "use": "enc", "kid": "enc"}]
+        junk = [
+            1,
+            {"kty": "oct", "k": "c2VjcmV0", "kid": "oct"},
+            {"kty": "EC", "kid": "bad"},
+            {"kty": "RSA"},
+            {**es, "use": "enc", "kid": "enc"},
+        ]
         return {"keys": junk + doc["keys"]}
 
     verifier = make_verifier(live.url, Recorder(rewrite=rewrite))
@@ -560,8 +624,15 @@ def canned_idp(issuer: str, jwks: dict, jwks_uri: str) -> Canned:
 
 def offline_token(issuer: str, key, alg: str, kid: str = "k1") -> str:
     now = int(time.time())
-    body = {"iss": issuer, "sub": "s", "aud": AUD, "client_id": "c", "iat": now, "exp": now + 60,
-            "jti": "j"}
+    body = {
+        "iss": issuer,
+        "sub": "s",
+        "aud": AUD,
+        "client_id": "c",
+        "iat": now,
+        "exp": now + 60,
+        "jti": "j",
+    }
     return raw_sign({"alg": alg, "kid": kid, "typ": "at+jwt"}, body, key, alg)
 
 
@@ -612,8 +683,9 @@ def test_an_unexpected_error_inside_the_verifier_is_still_unauthenticated(live):
 def test_stale_keys_are_trusted_only_up_to_max_stale(live):
     _, token = service_token(live)
     http, clock = Recorder(), Clock()
-    verifier = make_verifier(live.url, http, clock=clock, cache_ttl=10, refresh_interval=5,
-                             timeout=1.0, max_stale=100)
+    verifier = make_verifier(
+        live.url, http, clock=clock, cache_ttl=10, refresh_interval=5, timeout=1.0, max_stale=100
+    )
     verifier.verify(token)
     live.stop()
     clock.advance(50)  # the IdP is down: stale keys still verify

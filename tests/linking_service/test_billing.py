@@ -76,10 +76,17 @@ def directory(sessions, hasher):
 
 def row(**overrides) -> dict:
     base = {
-        "number": "159000000101", "region": "Пермский край", "family_name": "Петров",
-        "given_name": "Иван", "middle_name": "Сергеевич", "phones": "8 (912) 345-67-89",
-        "emails": "I.Petrov@Example.RU", "status": "active", "internet_login": "Petrov.Perm",
-        "internet_password": "inet pass 1", "phone_number": "8 342 212-34-56",
+        "number": "159000000101",
+        "region": "Пермский край",
+        "family_name": "Петров",
+        "given_name": "Иван",
+        "middle_name": "Сергеевич",
+        "phones": "8 (912) 345-67-89",
+        "emails": "I.Petrov@Example.RU",
+        "status": "active",
+        "internet_login": "Petrov.Perm",
+        "internet_password": "inet pass 1",
+        "phone_number": "8 342 212-34-56",
         "phone_pin": "1234",
     }
     base.update(overrides)
@@ -96,8 +103,9 @@ def write_csv(path, rows, columns=None):
 
 
 def write_jsonl(path, records):
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8"
+    )
     return path
 
 
@@ -111,10 +119,19 @@ def count_accounts(sessions) -> int:
 
 def test_regions_list():
     assert len(REGIONS) == 89 == len(set(REGIONS))
-    for name in ("Пермский край", "Москва", "Санкт-Петербург", "Севастополь", "Республика Крым",
-                 "Республика Татарстан", "Ханты-Мансийский автономный округ — Югра",
-                 "Донецкая Народная Республика", "Луганская Народная Республика",
-                 "Запорожская область", "Херсонская область"):
+    for name in (
+        "Пермский край",
+        "Москва",
+        "Санкт-Петербург",
+        "Севастополь",
+        "Республика Крым",
+        "Республика Татарстан",
+        "Ханты-Мансийский автономный округ — Югра",
+        "Донецкая Народная Республика",
+        "Луганская Народная Республика",
+        "Запорожская область",
+        "Херсонская область",
+    ):
         assert name in REGIONS
     assert list(REGIONS) == sorted(REGIONS, key=russian_sort_key)
     assert REGIONS[0] == "Алтайский край" and REGIONS[-1] == "Ярославская область"
@@ -141,13 +158,36 @@ def test_check_region():
 def test_import_good_csv(tmp_path, sessions, directory):
     rows = [
         row(),
-        row(number="177000000102", region="Москва", family_name="Сидорова", given_name="Анна",
-            middle_name="", phones="", emails="a@example.ru; b@example.ru", internet_login="",
-            internet_password="", phone_number="+7 495 765-43-21", phone_pin="98765"),
-        row(number="177000000103", region="Москва", phone_number="", phone_pin="",
-            internet_login="only.inet", status="Blocked"),
-        row(number="116000000104", region="Республика Татарстан", internet_login="",
-            internet_password="", phone_number="", phone_pin="", phones="+79172345678"),
+        row(
+            number="177000000102",
+            region="Москва",
+            family_name="Сидорова",
+            given_name="Анна",
+            middle_name="",
+            phones="",
+            emails="a@example.ru; b@example.ru",
+            internet_login="",
+            internet_password="",
+            phone_number="+7 495 765-43-21",
+            phone_pin="98765",
+        ),
+        row(
+            number="177000000103",
+            region="Москва",
+            phone_number="",
+            phone_pin="",
+            internet_login="only.inet",
+            status="Blocked",
+        ),
+        row(
+            number="116000000104",
+            region="Республика Татарстан",
+            internet_login="",
+            internet_password="",
+            phone_number="",
+            phone_pin="",
+            phones="+79172345678",
+        ),
     ]
     report = import_file(write_csv(tmp_path / "b.csv", rows), sessions, directory.hasher)
     assert (report.accounts, report.created, report.updated, report.services) == (4, 4, 0, 4)
@@ -169,14 +209,26 @@ def test_import_good_csv(tmp_path, sessions, directory):
 @pytest.mark.parametrize("suffix", [".jsonl", ".ndjson"])
 def test_import_good_jsonl(tmp_path, sessions, directory, suffix):
     records = [
-        {"number": "159000000201", "region": "Пермский край", "family_name": "Орлова",
-         "given_name": "Елена", "middle_name": None, "phones": ["+7 (902) 777-88-99"],
-         "emails": [], "services": [
-             {"type": "internet", "login": "orlova.1", "password": "p1"},
-             {"type": "internet", "login": "orlova.2", "password_hash": make_cheap("p2")},
-             {"type": "phone", "number": "8-342-212-00-01", "pin": "0042"}]},
-        {"number": "178000000202", "region": "Санкт-Петербург", "family_name": "Волков",
-         "given_name": "Артём"},
+        {
+            "number": "159000000201",
+            "region": "Пермский край",
+            "family_name": "Орлова",
+            "given_name": "Елена",
+            "middle_name": None,
+            "phones": ["+7 (902) 777-88-99"],
+            "emails": [],
+            "services": [
+                {"type": "internet", "login": "orlova.1", "password": "p1"},
+                {"type": "internet", "login": "orlova.2", "password_hash": make_cheap("p2")},
+                {"type": "phone", "number": "8-342-212-00-01", "pin": "0042"},
+            ],
+        },
+        {
+            "number": "178000000202",
+            "region": "Санкт-Петербург",
+            "family_name": "Волков",
+            "given_name": "Артём",
+        },
     ]
     path = tmp_path / f"b{suffix}"
     path.write_text("\n" + json.dumps(records[0]) + "\n\n" + json.dumps(records[1]) + "\n")
@@ -217,11 +269,18 @@ BAD_ROWS = [
     ({"internet_password": ""}, "internet_password: required (or internet_password_hash)"),
     ({"internet_password": "x" * 129}, "internet_password: 1-128 characters"),
     ({"internet_password_hash": "$2b$12$abcdefghijklmnopqrstuv"}, "give either the secret"),
-    ({"internet_password": "", "internet_password_hash": "$2b$12$abcdefghijklmnopqrstuv"},
-     "internet_password_hash: not an argon2id hash"),
-    ({"internet_password": "", "internet_password_hash":
-      "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNo"},
-     "too costly"),
+    (
+        {"internet_password": "", "internet_password_hash": "$2b$12$abcdefghijklmnopqrstuv"},
+        "internet_password_hash: not an argon2id hash",
+    ),
+    (
+        {
+            "internet_password": "",
+            "internet_password_hash": "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHRzYWx0$"
+            "aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNo",
+        },
+        "too costly",
+    ),
     ({"phone_number": "123"}, "phone_number: not a"),
     ({"phone_pin": "12a4"}, "phone_pin: 4-8 digits"),
     ({"phone_pin": "123"}, "phone_pin: 4-8 digits"),
@@ -245,8 +304,10 @@ def test_each_rule_reported_with_its_line(tmp_path, sessions, hasher, change, me
 
 
 def test_one_bad_row_among_good_ones_writes_nothing(tmp_path, sessions, hasher):
-    rows = [row(number=f"15900000040{i}", internet_login=f"login.{i}",
-                phone_number=f"+7342200040{i}") for i in range(5)]
+    rows = [
+        row(number=f"15900000040{i}", internet_login=f"login.{i}", phone_number=f"+7342200040{i}")
+        for i in range(5)
+    ]
     rows[3]["region"] = "Пермь"
     rows[1]["phone_pin"] = "x"
     with pytest.raises(ImportFailed) as info:
@@ -275,15 +336,28 @@ def test_line_numbers_follow_the_file(tmp_path, sessions, hasher):
 
 
 def test_jsonl_problems(tmp_path, sessions, hasher):
-    good = {"number": "159000000601", "region": "Пермский край", "family_name": "Петров",
-            "given_name": "Иван"}
-    lines = [json.dumps(good), "{not json", "[1, 2]",
-             json.dumps({**good, "number": 159000000602}),
-             json.dumps({**good, "number": "159000000603", "nickname": "x"}),
-             json.dumps({**good, "number": "159000000604", "services": [{"type": "tv"}]}),
-             json.dumps({**good, "number": "159000000605", "phones": "+79990000001"}),
-             json.dumps({**good, "number": "159000000606", "services": [
-                 {"type": "internet", "login": "abc", "password": "x", "pin": "1234"}]})]
+    good = {
+        "number": "159000000601",
+        "region": "Пермский край",
+        "family_name": "Петров",
+        "given_name": "Иван",
+    }
+    lines = [
+        json.dumps(good),
+        "{not json",
+        "[1, 2]",
+        json.dumps({**good, "number": 159000000602}),
+        json.dumps({**good, "number": "159000000603", "nickname": "x"}),
+        json.dumps({**good, "number": "159000000604", "services": [{"type": "tv"}]}),
+        json.dumps({**good, "number": "159000000605", "phones": "+79990000001"}),
+        json.dumps(
+            {
+                **good,
+                "number": "159000000606",
+                "services": [{"type": "internet", "login": "abc", "password": "x", "pin": "1234"}],
+            }
+        ),
+    ]
     path = tmp_path / "b.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(ImportFailed) as info:
@@ -298,13 +372,16 @@ def test_jsonl_problems(tmp_path, sessions, hasher):
     assert "services[0].pin: unknown field" in errors[6]
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ("", "line 1: missing header row"),
-    ("number,region,family_name,given_name\n", "the file holds no records"),
-    ("number,region,family_name\n1,2,3\n", "line 1: missing column 'given_name'"),
-    ("number,region,family_name,given_name,pasword\n", "line 1: unknown column 'pasword'"),
-    ("number,number,region,family_name,given_name\n", "duplicate column 'number'"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "line 1: missing header row"),
+        ("number,region,family_name,given_name\n", "the file holds no records"),
+        ("number,region,family_name\n1,2,3\n", "line 1: missing column 'given_name'"),
+        ("number,region,family_name,given_name,pasword\n", "line 1: unknown column 'pasword'"),
+        ("number,number,region,family_name,given_name\n", "duplicate column 'number'"),
+    ],
+)
 def test_csv_structure(tmp_path, sessions, hasher, content, message):
     path = tmp_path / "b.csv"
     path.write_text(content, encoding="utf-8")
@@ -327,10 +404,12 @@ def test_file_type_and_encoding(tmp_path, sessions, hasher):
 
 
 def test_duplicates_in_file_refused(tmp_path, sessions, hasher):
-    rows = [row(), row(number="159000000102", internet_login="PETROV.perm",
-                       phone_number="+73422000102"),
-            row(number="159000000101", internet_login="x.y.z", phone_number="+73422000103"),
-            row(number="159000000104", internet_login="a.b.c", phone_number="83422123456")]
+    rows = [
+        row(),
+        row(number="159000000102", internet_login="PETROV.perm", phone_number="+73422000102"),
+        row(number="159000000101", internet_login="x.y.z", phone_number="+73422000103"),
+        row(number="159000000104", internet_login="a.b.c", phone_number="83422123456"),
+    ]
     with pytest.raises(ImportFailed) as info:
         import_file(write_csv(tmp_path / "b.csv", rows), sessions, hasher)
     assert info.value.errors == [
@@ -343,9 +422,15 @@ def test_duplicates_in_file_refused(tmp_path, sessions, hasher):
 
 def test_reimport_upserts_and_replaces_services(tmp_path, sessions, directory):
     import_file(write_csv(tmp_path / "a.csv", [row()]), sessions, directory.hasher)
-    changed = row(family_name="Петрова", given_name="Ирина", status="closed",
-                  internet_login="new.login", internet_password="new pass", phone_number="",
-                  phone_pin="")
+    changed = row(
+        family_name="Петрова",
+        given_name="Ирина",
+        status="closed",
+        internet_login="new.login",
+        internet_password="new pass",
+        phone_number="",
+        phone_pin="",
+    )
     report = import_file(write_csv(tmp_path / "b.csv", [changed]), sessions, directory.hasher)
     assert (report.created, report.updated, report.services) == (0, 1, 1)
     account = directory.find_account("159000000101")
@@ -364,7 +449,8 @@ def test_login_held_by_another_account_in_database(tmp_path, sessions, directory
     with pytest.raises(ImportFailed) as info:
         import_file(write_csv(tmp_path / "b.csv", [other]), sessions, directory.hasher)
     assert info.value.errors == [
-        "line 2: internet login 'petrov.perm' belongs to account 159000000101"]
+        "line 2: internet login 'petrov.perm' belongs to account 159000000101"
+    ]
     # The same file may move the login if it also rewrites the account that held it.
     moved = [row(internet_login="petrov.old"), other]
     assert import_file(write_csv(tmp_path / "c.csv", moved), sessions, directory.hasher).updated
@@ -378,15 +464,39 @@ def test_login_held_by_another_account_in_database(tmp_path, sessions, directory
 def loaded(tmp_path, sessions, directory):
     rows = [
         row(),
-        row(number="159000000102", family_name="Ёлкин", given_name="Пётр", middle_name="",
-            phones="+79990000002", emails="", internet_login="elkin.p", phone_number="",
-            phone_pin=""),
-        row(number="159000000103", status="closed", internet_login="closed.one",
-            phone_number="", phone_pin=""),
-        row(number="159000000104", status="blocked", internet_login="", internet_password="",
-            phone_number="", phone_pin=""),
-        row(number="177000000105", region="Москва", internet_login="moscow.one",
-            phone_number="+74957654321", phone_pin="5555"),
+        row(
+            number="159000000102",
+            family_name="Ёлкин",
+            given_name="Пётр",
+            middle_name="",
+            phones="+79990000002",
+            emails="",
+            internet_login="elkin.p",
+            phone_number="",
+            phone_pin="",
+        ),
+        row(
+            number="159000000103",
+            status="closed",
+            internet_login="closed.one",
+            phone_number="",
+            phone_pin="",
+        ),
+        row(
+            number="159000000104",
+            status="blocked",
+            internet_login="",
+            internet_password="",
+            phone_number="",
+            phone_pin="",
+        ),
+        row(
+            number="177000000105",
+            region="Москва",
+            internet_login="moscow.one",
+            phone_number="+74957654321",
+            phone_pin="5555",
+        ),
     ]
     import_file(write_csv(tmp_path / "d.csv", rows), sessions, directory.hasher)
     return directory
@@ -396,11 +506,16 @@ def test_lookups(loaded):
     assert loaded.find_account("000000000000") is None
     assert loaded.find_account("1590000001011") is None
     assert [a.number for a in loaded.accounts_by_phone("Пермский край", "+79123456789")] == [
-        "159000000101", "159000000103", "159000000104"]
+        "159000000101",
+        "159000000103",
+        "159000000104",
+    ]
     assert [a.number for a in loaded.accounts_by_phone("Пермский край", "8 342 212-34-56")] == [
-        "159000000101"]
+        "159000000101"
+    ]
     assert [a.number for a in loaded.accounts_by_phone("Москва", "+79123456789")] == [
-        "177000000105"]
+        "177000000105"
+    ]
     assert loaded.accounts_by_phone("Москва", "+73422123456") == []
     assert loaded.accounts_by_phone("Пермский край", "garbage") == []
     assert loaded.account_by_service_login("PETROV.Perm").number == "159000000101"
@@ -452,10 +567,20 @@ def test_wrong_service_kind_refused(loaded):
 
 
 def test_matching_owner(loaded):
-    def match(region="Пермский край", family="Петров", given="Иван", middle="Сергеевич",
-              phones=("+79123456789",), emails=()):
-        return [a.number for a in loaded.matching_owner(region, family, given, middle,
-                                                         list(phones), list(emails))]
+    def match(
+        region="Пермский край",
+        family="Петров",
+        given="Иван",
+        middle="Сергеевич",
+        phones=("+79123456789",),
+        emails=(),
+    ):
+        return [
+            a.number
+            for a in loaded.matching_owner(
+                region, family, given, middle, list(phones), list(emails)
+            )
+        ]
 
     # 103 (closed) and 104 (blocked) are excluded; so is 105, the same owner in Москва.
     assert match() == ["159000000101"]
@@ -467,10 +592,12 @@ def test_matching_owner(loaded):
     assert match(phones=()) == []
     assert match(region="Москва") == ["177000000105"]
     assert match(region="Санкт-Петербург") == []
-    assert match(family="Елкин", given="Петр", middle="Иванович",
-                 phones=("+79990000002",)) == ["159000000102"]  # ё/е; no middle name on file
-    assert match(family="ёлкин", given="ПЁТР", middle=None,
-                 phones=("8 999 000-00-02",)) == ["159000000102"]
+    assert match(family="Елкин", given="Петр", middle="Иванович", phones=("+79990000002",)) == [
+        "159000000102"
+    ]  # ё/е; no middle name on file
+    assert match(family="ёлкин", given="ПЁТР", middle=None, phones=("8 999 000-00-02",)) == [
+        "159000000102"
+    ]
     assert match(family="Ёлкина", given="Пётр", phones=("+79990000002",)) == []
 
 
@@ -481,8 +608,9 @@ def test_demo_is_idempotent_and_finds_the_demo_user(sessions, directory):
     assert load_demo(sessions, directory.hasher) == len(DEMO_ACCOUNTS) == 8
     assert load_demo(sessions, directory.hasher) == 8
     assert count_accounts(sessions) == 8
-    matches = directory.matching_owner("Пермский край", "Иванова", "Мария", "Петровна",
-                                       ["+79990000001"], [])
+    matches = directory.matching_owner(
+        "Пермский край", "Иванова", "Мария", "Петровна", ["+79990000001"], []
+    )
     assert [a.number for a in matches] == ["159000000001"]
     regions = {a["region"] for a in DEMO_ACCOUNTS}
     assert regions == {"Пермский край", "Москва", "Санкт-Петербург", "Республика Татарстан"}
@@ -490,11 +618,11 @@ def test_demo_is_idempotent_and_finds_the_demo_user(sessions, directory):
     for account in DEMO_ACCOUNTS:
         for service in account["services"]:
             if service["type"] == "internet":
-                assert directory.verify_internet(account["number"], service["login"],
-                                                 service["password"])
+                assert directory.verify_internet(
+                    account["number"], service["login"], service["password"]
+                )
             else:
-                assert directory.verify_phone(account["number"], service["number"],
-                                              service["pin"])
+                assert directory.verify_phone(account["number"], service["number"], service["pin"])
 
 
 def test_demo_table():

@@ -16,6 +16,7 @@ def mint(live):
     def token():
         with live.ctx():
             return live.services.tokens.service_token("linking:auto", "urn:elk:linking-service")
+
     return token
 
 
@@ -25,18 +26,23 @@ def register(live, phone: str):
     with live.ctx():
         reg = live.services.registration
         flow = reg.start("Орлова", "Вера", "Павловна", "Пермский край", phone, True, "203.0.113.9")
-        body = db.session.scalar(select(OutboxMessage.body).where(
-            OutboxMessage.recipient == phone).order_by(OutboxMessage.id.desc()))
+        body = db.session.scalar(
+            select(OutboxMessage.body)
+            .where(OutboxMessage.recipient == phone)
+            .order_by(OutboxMessage.id.desc())
+        )
         reg.confirm_code(flow.flow.id, re.search(r"\b(\d{6})\b", body).group(1))
         return reg.complete(flow.flow.id, "Ночной-поезд-на-Пермь").id
 
 
 def test_a_new_account_gets_its_billing_accounts(linking):
     live = linking.idp
-    linking.add_account("590000000301", family="Орлова", given="Вера", middle="Павловна",
-                        phones=["+79995550301"])
-    linking.add_account("590000000302", family="Орлова", given="Вера", middle="Павловна",
-                        phones=["+79995559999"])  # no confirmed contact in common
+    linking.add_account(
+        "590000000301", family="Орлова", given="Вера", middle="Павловна", phones=["+79995550301"]
+    )
+    linking.add_account(
+        "590000000302", family="Орлова", given="Вера", middle="Павловна", phones=["+79995559999"]
+    )  # no confirmed contact in common
     client = GrpcLinkingClient(linking.target, mint(live))
     live.app.extensions["idp.linking"] = client
     try:
@@ -45,11 +51,13 @@ def test_a_new_account_gets_its_billing_accounts(linking):
         client.close()
     owner = linking.stub.GetAccountOwner(
         pb.GetAccountOwnerRequest(account_number="590000000301"),
-        metadata=linking.auth(linking.service_token("linking:read")))
+        metadata=linking.auth(linking.service_token("linking:read")),
+    )
     assert owner.subject == sub
     other = linking.stub.GetAccountOwner(
         pb.GetAccountOwnerRequest(account_number="590000000302"),
-        metadata=linking.auth(linking.service_token("linking:read")))
+        metadata=linking.auth(linking.service_token("linking:read")),
+    )
     assert other.subject == ""
 
 

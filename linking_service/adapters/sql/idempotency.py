@@ -32,32 +32,45 @@ class SqlIdempotency:
         self._sessions = sessions
         self._clock = clock
 
-    def run(self, subject: str, request_id: str, method: str, payload: bytes,
-            call: Callable[[], bytes]) -> bytes:
+    def run(
+        self, subject: str, request_id: str, method: str, payload: bytes, call: Callable[[], bytes]
+    ) -> bytes:
         check_request_id(request_id)
         digest = hashlib.sha256(method.encode() + b"\0" + payload).hexdigest()
         try:
             with transaction(self._sessions) as db:
-                db.add(IdempotencyRow(subject=subject, request_id=request_id, method=method,
-                                      payload_hash=digest, created_at=int(self._clock())))
+                db.add(
+                    IdempotencyRow(
+                        subject=subject,
+                        request_id=request_id,
+                        method=method,
+                        payload_hash=digest,
+                        created_at=int(self._clock()),
+                    )
+                )
         except IntegrityError:
             with transaction(self._sessions) as db:
                 row = db.get(IdempotencyRow, (subject, request_id))
             if row is None:
                 raise ConcurrentChange("retry", "REQUEST_IN_PROGRESS") from None
             if row.payload_hash != digest:
-                raise InvalidArgument("request_id was used for another request",
-                                      "REQUEST_ID_REUSED") from None
+                raise InvalidArgument(
+                    "request_id was used for another request", "REQUEST_ID_REUSED"
+                ) from None
             if row.response is None:
-                raise ConcurrentChange("the first request with this id is still running",
-                                       "REQUEST_IN_PROGRESS") from None
+                raise ConcurrentChange(
+                    "the first request with this id is still running", "REQUEST_IN_PROGRESS"
+                ) from None
             return row.response
         try:
             response = call()
         except BaseException:
             with transaction(self._sessions) as db:
-                db.execute(delete(IdempotencyRow).where(
-                    IdempotencyRow.subject == subject, IdempotencyRow.request_id == request_id))
+                db.execute(
+                    delete(IdempotencyRow).where(
+                        IdempotencyRow.subject == subject, IdempotencyRow.request_id == request_id
+                    )
+                )
             raise
         with transaction(self._sessions) as db:
             row = db.get(IdempotencyRow, (subject, request_id))
