@@ -195,7 +195,9 @@ class ProfileService:
         if old:
             self._delivery.notify_contact(row.contact_kind, old, "contact_changed", address=address)
         elif other:
-            self._delivery.notify_contact(other_kind, other, "contact_changed", address=address)
+            self._delivery.notify_contact(
+                other_kind, other, "contact_added", address=address, new_contact=row.contact_value
+            )
         return user
 
     # --- sessions -------------------------------------------------------------------------
