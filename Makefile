@@ -60,6 +60,7 @@ run: install proto
 	@echo "linking service (gRPC) at 127.0.0.1:50051"
 	@trap 'kill 0' INT TERM EXIT; \
 	  $(BIN)/linking-service serve & \
+	  (sleep 3; IDP_LINKING_TARGET=127.0.0.1:50051 $(BIN)/idp linking-events) & \
 	  IDP_LINKING_TARGET=127.0.0.1:50051 $(BIN)/idp serve --host 127.0.0.1 --port 8000
 
 services-check:

@@ -245,6 +245,37 @@ def demo() -> None:
         click.echo(ensure_demo(app))
 
 
+@main.command("linking-events")
+@click.option("--once", is_flag=True, help="Process what is there and stop.")
+@click.option("--wait", default=5.0, show_default=True, help="Seconds to wait for new events.")
+def linking_events(once: bool, wait: float) -> None:
+    """Tell previous holders that a billing account moved (consumes the linking service's
+    event stream from a stored cursor; needs IDP_LINKING_TARGET)."""
+    from idp.adapters.linking_grpc import GrpcLinkingClient
+    from idp.services.link_events import LinkEventNotifier
+
+    app = _app()
+    client = app.extensions["idp.linking"]
+    if not isinstance(client, GrpcLinkingClient):
+        raise click.ClickException("IDP_LINKING_TARGET is not set")
+    with app.app_context():
+        from idp.extensions import db
+
+        services = app.extensions["idp.services"]
+        notifier = LinkEventNotifier(db.session, services.store, services.delivery)
+        while True:
+            events = client.events(notifier.cursor(), wait=wait)
+            sent = notifier.handle(events)
+            if events:
+                click.echo(
+                    json.dumps(
+                        {"events": len(events), "notices": sent, "cursor": notifier.cursor()}
+                    )
+                )
+            if once:
+                break
+
+
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)

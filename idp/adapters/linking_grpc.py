@@ -44,6 +44,38 @@ class GrpcLinkingClient:
             return []
         return [account.number for account in response.attached]
 
+    def events(self, cursor: int, wait: float = 5.0) -> list:
+        """Link events after ``cursor``: those ready now, waiting at most ``wait`` seconds."""
+        from idp.services.link_events import LinkEvent
+
+        names = {
+            pb.EVENT_TYPE_ATTACHED: "attached",
+            pb.EVENT_TYPE_DETACHED: "detached",
+            pb.EVENT_TYPE_REATTACHED: "reattached",
+        }
+        found = []
+        stream = self._stub.StreamEvents(
+            pb.StreamEventsRequest(cursor=cursor),
+            timeout=wait,
+            metadata=(("authorization", f"Bearer {self._mint()}"),),
+        )
+        try:
+            for e in stream:
+                found.append(
+                    LinkEvent(
+                        e.cursor,
+                        e.event_id,
+                        names.get(e.type, "unknown"),
+                        e.account_number,
+                        e.subject,
+                        e.previous_subject,
+                    )
+                )
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise
+        return found
+
     def close(self) -> None:
         self._channel.close()
 

@@ -33,7 +33,13 @@ log = logging.getLogger(__name__)
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "web" / "templates" / "messages"
 PURPOSES = ("register", "recover", "change_contact")
-NOTICES = ("contact_in_use", "contact_changed", "contact_added", "password_changed")
+NOTICES = (
+    "contact_in_use",
+    "contact_changed",
+    "contact_added",
+    "password_changed",
+    "account_moved",
+)
 HOUR, DAY = 3600, 86400
 # Kazakhstan shares the +7 country code: its numbers are +7 6xx and +7 7xx.
 _KAZAKHSTAN = ("+76", "+77")

@@ -68,3 +68,47 @@ def test_registration_survives_the_linking_service_being_down(live):
         assert register(live, "+79995550302")  # the account exists; attachment can wait
     finally:
         client.close()
+
+
+def test_the_previous_holder_is_told_once(linking):
+    """Re-attachment event → a notice to the previous holder's contact; replay → no repeat."""
+    from idp.services.link_events import LinkEventNotifier
+    from tests.linking_service.test_attachment import NUMBER, attach_by_number
+
+    live = linking.idp
+    linking.add_account(NUMBER, internet=("perm-inet-1", "inet-pass"))
+    first, token_a = linking.user_token()
+    _, token_b = linking.user_token()
+    attach_by_number(linking, token_a)
+    attach_by_number(linking, token_b)
+    client = GrpcLinkingClient(linking.target, mint(live))
+    try:
+        from idp.extensions import db
+
+        with live.ctx():
+            services = live.services
+            notifier = LinkEventNotifier(db.session, services.store, services.delivery)
+            events = client.events(notifier.cursor(), wait=0.8)
+            assert [e.type for e in events] == ["attached", "reattached"]
+            assert notifier.handle(events) == 1
+            assert notifier.cursor() == events[-1].cursor
+            # a redelivery (at least once) sends nothing twice; nothing new after the cursor
+            assert notifier.handle(events) == 0
+            assert client.events(notifier.cursor(), wait=0.8) == []
+            user = services.users.get(first)
+            phone = user.phone
+        body = db_notice(live, phone)
+        assert NUMBER in body and "другой учётной записи" in body
+    finally:
+        client.close()
+
+
+def db_notice(live, recipient):
+    from idp.extensions import db
+
+    with live.ctx():
+        return db.session.scalar(
+            select(OutboxMessage.body)
+            .where(OutboxMessage.recipient == recipient)
+            .order_by(OutboxMessage.id.desc())
+        )

@@ -227,3 +227,14 @@ class Verification(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)
     completed_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ConsumerCursor(Base):
+    """How far a consumer of another service's event stream has got (resumable, at least
+    once; events are de-duplicated by id in the store)."""
+
+    __tablename__ = "consumer_cursors"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
