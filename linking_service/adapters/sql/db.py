@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-from sqlalchemy import create_engine, event
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
-
-from linking_service.adapters.sql.models import Base
 
 
 def make_engine(url: str) -> Engine:
@@ -39,9 +40,23 @@ def make_sessions(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
 def create_schema(engine: Engine) -> None:
-    """Create missing tables (``linking-service db upgrade``)."""
-    Base.metadata.create_all(engine)
+    """Apply the Alembic migrations (``linking-service db upgrade``).
+
+    A database made before migrations existed (tables, no ``alembic_version``) is stamped as
+    the first revision, then upgraded.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        tables = set(inspect(connection).get_table_names())
+        if "links" in tables and "alembic_version" not in tables:
+            command.stamp(config, "0001")
+        command.upgrade(config, "head")
 
 
 @contextmanager
