@@ -251,6 +251,10 @@ def demo() -> None:
 def linking_events(once: bool, wait: float) -> None:
     """Tell previous holders that a billing account moved (consumes the linking service's
     event stream from a stored cursor; needs IDP_LINKING_TARGET)."""
+    import time
+
+    import grpc
+
     from idp.adapters.linking_grpc import GrpcLinkingClient
     from idp.services.link_events import LinkEventNotifier
 
@@ -264,7 +268,15 @@ def linking_events(once: bool, wait: float) -> None:
         services = app.extensions["idp.services"]
         notifier = LinkEventNotifier(db.session, services.store, services.delivery)
         while True:
-            events = client.events(notifier.cursor(), wait=wait)
+            try:
+                events = client.events(notifier.cursor(), wait=wait)
+            except grpc.RpcError as exc:
+                # The linking service restarting or not up yet: try again, never give up.
+                if once:
+                    raise click.ClickException(f"linking service: {exc.code()}") from None
+                click.echo(f"linking service unavailable ({exc.code()}); retrying", err=True)
+                time.sleep(wait)
+                continue
             sent = notifier.handle(events)
             if events:
                 click.echo(
