@@ -190,3 +190,24 @@ class LinkEvent:
     subject: str | None
     previous_subject: str | None
     occurred_at: int
+
+
+def phone_number(value: str) -> str:
+    """Any Russian number, mobile or landline (Home Phone), in E.164."""
+    from idp.domain.contacts import normalize_phone
+    from idp.domain.errors import ValidationError
+
+    try:
+        return normalize_phone(value, mobile_only=False)
+    except ValidationError:
+        raise InvalidArgument("not a phone number", "INVALID_PHONE") from None
+
+
+def service_login(value: str) -> str:
+    """A Home Internet service login: 3-64 ASCII letters, digits and ``._@-``, lower-cased."""
+    value = (value or "").strip().lower()
+    if not 3 <= len(value) <= 64 or not all(
+        c.isascii() and (c.isalnum() or c in "._@-") for c in value
+    ):
+        raise InvalidArgument("not a service login", "INVALID_LOGIN")
+    return value

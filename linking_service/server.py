@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from linking_service.adapters.sql.db import create_schema, make_engine, make_sessions
 from linking_service.adapters.sql.idempotency import SqlIdempotency
+from linking_service.attachment import AttachmentService
 from linking_service.auth import TokenVerifier
 from linking_service.config import LinkingSettings
 from linking_service.gen.linking.v1 import linking_pb2, linking_pb2_grpc
@@ -79,8 +80,9 @@ def build(
             timeout=settings.idp_timeout,
         )
     service = LinkingService(sessions, directory, settings, clock)
+    flows = AttachmentService(sessions, directory, settings, clock)
     servicer = LinkingServicer(
-        service, SqlIdempotency(sessions, clock), settings.events_poll_interval
+        service, flows, SqlIdempotency(sessions, clock), settings.events_poll_interval
     )
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers),

@@ -12,8 +12,9 @@ from linking_service.interceptors import current_principal
 
 
 class LinkingServicer(pb_grpc.LinkingServiceServicer):
-    def __init__(self, service, idempotency, poll_interval: float = 0.5) -> None:
+    def __init__(self, service, flows, idempotency, poll_interval: float = 0.5) -> None:
         self._service = service
+        self._flows = flows
         self._idempotency = idempotency
         self._poll = poll_interval
 
@@ -46,7 +47,7 @@ class LinkingServicer(pb_grpc.LinkingServiceServicer):
             request,
             pb.AttachmentFlow,
             lambda: convert.flow(
-                self._service.start(
+                self._flows.start(
                     current_principal().subject,
                     request.region,
                     kind,
@@ -63,7 +64,7 @@ class LinkingServicer(pb_grpc.LinkingServiceServicer):
             request,
             pb.AttachmentFlow,
             lambda: convert.flow(
-                self._service.choose(current_principal().subject, request.flow_id, service_type)
+                self._flows.choose(current_principal().subject, request.flow_id, service_type)
             ),
         )
 
@@ -80,12 +81,12 @@ class LinkingServicer(pb_grpc.LinkingServiceServicer):
             request,
             pb.AttachmentFlow,
             lambda: convert.flow(
-                self._service.prove(current_principal().subject, request.flow_id, proof)
+                self._flows.prove(current_principal().subject, request.flow_id, proof)
             ),
         )
 
     def GetAttachment(self, request, context):
-        return convert.flow(self._service.get(current_principal().subject, request.flow_id))
+        return convert.flow(self._flows.get(current_principal().subject, request.flow_id))
 
     def DetachAccount(self, request, context):
         def call():

@@ -8,6 +8,8 @@ link events, attachment flows, idempotency records and attempt counters.
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -66,6 +68,19 @@ class LinkEventRow(Base):
     subject: Mapped[str | None] = mapped_column(String(255))
     previous_subject: Mapped[str | None] = mapped_column(String(255))
     occurred_at: Mapped[int] = mapped_column(BigInteger)
+
+    @classmethod
+    def new(
+        cls, kind: str, number: str, subject: str | None, previous: str | None, now: int
+    ) -> LinkEventRow:
+        return cls(
+            event_id=str(uuid.uuid4()),
+            type=kind,
+            account_number=number,
+            subject=subject,
+            previous_subject=previous,
+            occurred_at=now,
+        )
 
 
 class FlowRow(Base):
