@@ -245,43 +245,42 @@ class DeliveryService:
         self._email.send(to, message.subject, message.text, message.html)
 
     def notify_contact(
-        self, kind: str, value: str, template: str, *, address: str | None = None, **context
+        self,
+        kind: str,
+        value: str,
+        template: str,
+        *,
+        address: str | None = None,
+        about: str = "",
+        **context,
     ) -> bool:
         """Send notice ``template`` to a ``phone`` or ``email`` contact; False when it was
-        already sent within the interval. An SMS needs the ``address`` that caused it."""
+        already sent within the interval (per ``about``: notices about different things, such
+        as two billing accounts, are not merged). An SMS needs the ``address`` that caused it."""
         _check(template, NOTICES)
+        key = _notice_key(kind, value, f"{template}:{about}")
         if kind == "phone":
             if address is None:
                 raise ValueError("an SMS notice needs the client address for the guard")
             text = self._templates.sms(template, **context)
             self._guard.check_and_count(value, address)
-            if not self._first_notice(kind, value, template):
-                return False
-            self._send_notice(kind, value, template, lambda: self._sms.send(value, text))
-            return True
-        if kind == "email":
+            send = lambda: self._sms.send(value, text)  # noqa: E731
+        elif kind == "email":
             message = self._templates.email(template, **context)
-            if not self._first_notice(kind, value, template):
-                return False
-            self._send_notice(
-                kind,
-                value,
-                template,
-                lambda: self._email.send(value, message.subject, message.text, message.html),
+            send = lambda: self._email.send(  # noqa: E731
+                value, message.subject, message.text, message.html
             )
-            return True
-        raise ValueError(f"unknown contact kind {kind!r}")
-
-    def _first_notice(self, kind: str, value: str, template: str) -> bool:
-        return self._store.add(_notice_key(kind, value, template), "1", self._notice_interval)
-
-    def _send_notice(self, kind: str, value: str, template: str, send) -> None:
+        else:
+            raise ValueError(f"unknown contact kind {kind!r}")
+        if not self._store.add(key, "1", self._notice_interval):
+            return False
         try:
             send()
         except Exception:
             # Not delivered, so not "already sent": the next event may try again.
-            self._store.delete(_notice_key(kind, value, template))
+            self._store.delete(key)
             raise
+        return True
 
 
 def _notice_key(kind: str, value: str, template: str) -> str:

@@ -78,6 +78,11 @@ class LinkEventNotifier:
         else:
             return 0
         self._delivery.notify_contact(
-            kind, value, "account_moved", address="linking-service", number=event.account_number
+            kind,
+            value,
+            "account_moved",
+            address="linking-service",
+            about=event.account_number,
+            number=event.account_number,
         )
         return 1

@@ -112,3 +112,29 @@ def db_notice(live, recipient):
             .where(OutboxMessage.recipient == recipient)
             .order_by(OutboxMessage.id.desc())
         )
+
+
+def test_two_accounts_moving_away_are_two_notices(linking):
+    """Notices about different accounts are not merged by the once-an-hour notice rule."""
+    from idp.services.link_events import LinkEvent, LinkEventNotifier
+    from tests.support import make_user
+
+    live = linking.idp
+    sub, phone = make_user(live)
+    from idp.extensions import db
+
+    with live.ctx():
+        services = live.services
+        notifier = LinkEventNotifier(db.session, services.store, services.delivery)
+        events = [
+            LinkEvent(i + 1, f"e{i}", "reattached", f"59000000070{i}", "other", sub)
+            for i in range(2)
+        ]
+        assert notifier.handle(events) == 2
+    from sqlalchemy import func
+
+    with live.ctx():
+        count = db.session.scalar(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.recipient == phone)
+        )
+    assert count == 2
