@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext, lazy_gettext
 
-from idp.domain.errors import AuthenticationFailed, Conflict, Throttled, ValidationError
+from idp.domain.errors import AuthenticationFailed, Conflict, ValidationError
 from idp.ports import DeliveryFailed
 from idp.services.delivery import SmsRefused, mask_contact
 from idp.services.registration import IllegalTransition
@@ -131,6 +131,3 @@ def end_others():
         return redirect(url_for("auth.login"), code=303)
     services().profile.end_other_sessions(user, sso.id)
     return redirect(url_for("profile.show", saved="sessions"), code=303)
-
-
-__all__ = ["bp", "Throttled"]
