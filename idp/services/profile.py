@@ -26,7 +26,6 @@ from sqlalchemy.orm import Session
 from idp.adapters.sql.models import SsoSession, User, Verification
 from idp.domain.contacts import parse_login
 from idp.domain.errors import AuthenticationFailed, Conflict, NotFound, ValidationError
-from idp.services.crypto import new_token, sha256_hex
 from idp.services.registration import IllegalTransition
 from idp.services.verification import ContactVerifier
 
@@ -148,19 +147,14 @@ class ProfileService:
                     ttl_minutes=24 * 60,
                 )
         if taken:  # the same answer, but a flow that can never complete
-            row.secret_hash = sha256_hex(new_token(32))
+            self._verifier.blind(row)
         self._db.add(row)
         self._db.commit()
         return row
 
     def get_change(self, user: User, flow_id: str | None) -> Verification:
-        row = self._db.get(Verification, flow_id) if flow_id else None
-        if (
-            row is None
-            or row.purpose != "change_contact"
-            or row.user_id != user.id
-            or row.expires_at <= self._now()
-        ):
+        row = self._verifier.load(flow_id, "change_contact")
+        if row.user_id != user.id:
             raise NotFound("no such contact change")
         return row
 

@@ -22,8 +22,7 @@ from sqlalchemy.orm import Session
 
 from idp.adapters.sql.models import SsoSession, User, Verification
 from idp.domain.contacts import parse_login
-from idp.domain.errors import NotFound, ValidationError
-from idp.services.crypto import new_token, sha256_hex
+from idp.domain.errors import ValidationError
 from idp.services.registration import IllegalTransition
 from idp.services.verification import ContactVerifier
 
@@ -94,16 +93,13 @@ class RecoveryService:
                     value, f"{self._issuer}/recover/{issued.secret}", "recover", ttl_minutes=60
                 )
         if user is None:
-            row.secret_hash = sha256_hex(new_token(32))
+            self._verifier.blind(row)
         self._db.add(row)
         self._db.commit()
         return row
 
     def get(self, flow_id: str | None) -> Verification:
-        row = self._db.get(Verification, flow_id) if flow_id else None
-        if row is None or row.purpose != "recover" or row.expires_at <= self._now():
-            raise NotFound("no such recovery")
-        return row
+        return self._verifier.load(flow_id, "recover")
 
     def resend(self, flow_id: str, address: str) -> Verification:
         row = self.get(flow_id)
@@ -115,7 +111,7 @@ class RecoveryService:
                 row.contact_value, issued.secret, "recover", address=address
             )
         else:
-            row.secret_hash = sha256_hex(new_token(32))
+            self._verifier.blind(row)
             self._delivery.count_decoy_sms(row.contact_value, address)
         self._db.commit()
         return row

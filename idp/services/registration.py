@@ -26,9 +26,8 @@ from sqlalchemy.orm import Session
 
 from idp.adapters.sql.models import User, Verification
 from idp.domain.contacts import parse_login
-from idp.domain.errors import Conflict, IdpError, NotFound, ValidationError
+from idp.domain.errors import Conflict, IdpError, ValidationError
 from idp.domain.regions import check_region
-from idp.services.crypto import new_token, sha256_hex
 from idp.services.users import check_name
 from idp.services.verification import ContactVerifier
 
@@ -163,7 +162,7 @@ class RegistrationService:
             self._verifier.issue_code(row)
         else:
             self._verifier.issue_link(row)
-        row.secret_hash = sha256_hex(new_token(32))  # nobody knows it: never confirmable
+        self._verifier.blind(row)
         row.payload = {**row.payload, "decoy": True}
         self._delivery.notify_contact(
             row.contact_kind, row.contact_value, "contact_in_use", address=address
@@ -176,10 +175,7 @@ class RegistrationService:
     # --- step 2 ---------------------------------------------------------------------------
 
     def get(self, flow_id: str | None) -> Verification:
-        row = self._db.get(Verification, flow_id) if flow_id else None
-        if row is None or row.purpose != "register" or row.expires_at <= self._now():
-            raise NotFound("no such registration")
-        return row
+        return self._verifier.load(flow_id, "register")
 
     def resend(self, flow_id: str, address: str) -> Verification:
         row = self.get(flow_id)
@@ -187,7 +183,7 @@ class RegistrationService:
             raise IllegalTransition("nothing to resend")
         issued = self._verifier.issue_code(row)
         if row.payload.get("decoy"):
-            row.secret_hash = sha256_hex(new_token(32))
+            self._verifier.blind(row)
             self._delivery.notify_contact(
                 "phone", row.contact_value, "contact_in_use", address=address
             )

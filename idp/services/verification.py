@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from idp.adapters.sql.models import Verification
-from idp.domain.errors import IdpError, Throttled
+from idp.domain.errors import IdpError, NotFound, Throttled
 from idp.services.crypto import new_token, sha256_hex
 
 CODE_TTL = 600
@@ -55,6 +55,19 @@ class ContactVerifier:
 
     def _now(self) -> int:
         return int(self._clock())
+
+    def load(self, flow_id: str | None, purpose: str) -> Verification:
+        """The live flow ``flow_id`` of ``purpose``; NotFound when unknown or expired."""
+        row = self._db.get(Verification, flow_id) if flow_id else None
+        if row is None or row.purpose != purpose or row.expires_at <= self._now():
+            raise NotFound(f"no such {purpose} flow")
+        return row
+
+    @staticmethod
+    def blind(row: Verification) -> None:
+        """Make ``row`` a decoy: its secret is one nobody knows, so it can never be confirmed,
+        while the caller sees exactly what a real flow shows (no enumeration)."""
+        row.secret_hash = sha256_hex(new_token(32))
 
     def cooldown(self, row: Verification) -> int:
         """Seconds before another code may be sent (doubling with every send)."""
