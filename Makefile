@@ -37,14 +37,17 @@ browser:
 	bash scripts/install-browser.sh
 
 # Generated gRPC code is rebuilt when a .proto changes and never committed. The virtual
-# import path makes the generated modules importable as linking_service.gen.*.
+# import path makes the generated modules importable as elk_proto.* (e.g.
+# elk_proto.linking.v1.linking_pb2), the contract both services import; only the package's
+# hand-written __init__.py is kept between builds.
 PROTOS := $(shell find protos -name '*.proto')
-GEN    := linking_service/gen/.stamp
+GEN    := elk_proto/.stamp
 $(GEN): $(PROTOS) $(STAMP)
-	rm -rf linking_service/gen
-	$(BIN)/python -m grpc_tools.protoc -Ilinking_service/gen=protos \
+	rm -rf $(filter-out elk_proto/__init__.py,$(wildcard elk_proto/*)) elk_proto/.stamp
+	rm -rf linking_service/gen  # where the stubs were generated before elk_proto
+	$(BIN)/python -m grpc_tools.protoc -Ielk_proto=protos \
 	  --python_out=. --grpc_python_out=. --pyi_out=. \
-	  $(patsubst protos/%,linking_service/gen/%,$(PROTOS))
+	  $(patsubst protos/%,elk_proto/%,$(PROTOS))
 	touch $(GEN)
 
 proto: $(GEN)
@@ -73,10 +76,10 @@ test: install proto browser services-check
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check idp linking_service tests
+	$(BIN)/ruff format --check idp linking_service elk_common tests
 
 bench:
 	@echo "benchmarks arrive with the benchmark issue"
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache $(filter-out elk_proto/__init__.py,$(wildcard elk_proto/*)) elk_proto/.stamp

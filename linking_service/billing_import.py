@@ -52,8 +52,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from sqlalchemy.orm import Session, sessionmaker
 
-from idp.domain.contacts import normalize_email
-from idp.domain.errors import ValidationError
+from elk_common.contacts import normalize_email
 from linking_service.adapters.billing_sql import (
     MAX_SECRET,
     hash_problem,
@@ -325,10 +324,8 @@ def _contacts(raw: dict, key: str, errors: list[str]) -> list[str]:
                 normal = normalize_ru_phone(value, contact=True)
             else:
                 normal = normalize_email(value)
-        except ValueError as exc:
+        except ValueError as exc:  # elk_common's InvalidValue is one too
             errors.append(f"{key}: {value.strip()[:60]!r} is {exc}")
-        except ValidationError:
-            errors.append(f"{key}: {value.strip()[:60]!r} is not an e-mail address")
         else:
             if normal not in result:
                 result.append(normal)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from elk_proto.linking.v1 import linking_pb2 as pb
 from linking_service.domain import (
     AttachedAccount,
     EventType,
@@ -14,7 +15,6 @@ from linking_service.domain import (
     RefusalReason,
     ServiceType,
 )
-from linking_service.gen.linking.v1 import linking_pb2 as pb
 
 SERVICE_TO_PB = {
     ServiceType.HOME_INTERNET: pb.SERVICE_TYPE_HOME_INTERNET,

@@ -19,6 +19,9 @@ import enum
 import re
 from dataclasses import dataclass, field
 
+from elk_common.contacts import normalize_phone
+from elk_common.errors import InvalidValue
+
 
 class ServiceType(enum.StrEnum):
     HOME_INTERNET = "internet"
@@ -194,12 +197,9 @@ class LinkEvent:
 
 def phone_number(value: str) -> str:
     """Any Russian number, mobile or landline (Home Phone), in E.164."""
-    from idp.domain.contacts import normalize_phone
-    from idp.domain.errors import ValidationError
-
     try:
         return normalize_phone(value, mobile_only=False)
-    except ValidationError:
+    except InvalidValue:
         raise InvalidArgument("not a phone number", "INVALID_PHONE") from None
 
 

@@ -1,143 +1,21 @@
-"""Russia's federal subjects, as the «Регион» lists of the cabinet show them.
-
-89 subjects under the Constitution as amended (including the Republic of Crimea, Sevastopol and
-the four subjects added in 2022), by their official short names, in Russian alphabetical order.
-A billing account lives in exactly one of them, and every region the service accepts must be
-spelled exactly as here.
-"""
+"""Russia's federal subjects (shared with the IdP through :mod:`elk_common.regions`), with the
+linking service's own error: ``InvalidArgument`` (``INVALID_REGION``)."""
 
 from __future__ import annotations
 
-import unicodedata
-
+from elk_common.errors import InvalidValue
+from elk_common.regions import REGIONS, russian_sort_key
+from elk_common.regions import check_region as check_shared
 from linking_service.domain import InvalidArgument
 
-_ALPHABET = "абвгдеёжзийклмнопрстуфхцчшщъыьэюя"
-_RANK = {letter: index for index, letter in enumerate(_ALPHABET, start=1)}
-
-
-def russian_sort_key(text: str) -> tuple[tuple[int, ...], str]:
-    """Sort key of Russian dictionaries: «Ё» right after «Е», case ignored.
-
-    Code-point order would put «ё» after «я» and every capital before every small letter.
-    Anything that is not a Russian letter (spaces, dashes, brackets) sorts before the letters,
-    as in a printed index; the text itself breaks the remaining ties deterministically.
-    """
-    folded = unicodedata.normalize("NFC", text).lower()
-    return tuple(_RANK.get(char, 0) for char in folded), text
-
-
-_SUBJECTS = (
-    # Republics
-    "Республика Адыгея",
-    "Республика Алтай",
-    "Республика Башкортостан",
-    "Республика Бурятия",
-    "Республика Дагестан",
-    "Донецкая Народная Республика",
-    "Республика Ингушетия",
-    "Кабардино-Балкарская Республика",
-    "Республика Калмыкия",
-    "Карачаево-Черкесская Республика",
-    "Республика Карелия",
-    "Республика Коми",
-    "Республика Крым",
-    "Луганская Народная Республика",
-    "Республика Марий Эл",
-    "Республика Мордовия",
-    "Республика Саха (Якутия)",
-    "Республика Северная Осетия — Алания",
-    "Республика Татарстан",
-    "Республика Тыва",
-    "Удмуртская Республика",
-    "Республика Хакасия",
-    "Чеченская Республика",
-    "Чувашская Республика",
-    # Krais
-    "Алтайский край",
-    "Забайкальский край",
-    "Камчатский край",
-    "Краснодарский край",
-    "Красноярский край",
-    "Пермский край",
-    "Приморский край",
-    "Ставропольский край",
-    "Хабаровский край",
-    # Oblasts
-    "Амурская область",
-    "Архангельская область",
-    "Астраханская область",
-    "Белгородская область",
-    "Брянская область",
-    "Владимирская область",
-    "Волгоградская область",
-    "Вологодская область",
-    "Воронежская область",
-    "Запорожская область",
-    "Ивановская область",
-    "Иркутская область",
-    "Калининградская область",
-    "Калужская область",
-    "Кемеровская область — Кузбасс",
-    "Кировская область",
-    "Костромская область",
-    "Курганская область",
-    "Курская область",
-    "Ленинградская область",
-    "Липецкая область",
-    "Магаданская область",
-    "Московская область",
-    "Мурманская область",
-    "Нижегородская область",
-    "Новгородская область",
-    "Новосибирская область",
-    "Омская область",
-    "Оренбургская область",
-    "Орловская область",
-    "Пензенская область",
-    "Псковская область",
-    "Ростовская область",
-    "Рязанская область",
-    "Самарская область",
-    "Саратовская область",
-    "Сахалинская область",
-    "Свердловская область",
-    "Смоленская область",
-    "Тамбовская область",
-    "Тверская область",
-    "Томская область",
-    "Тульская область",
-    "Тюменская область",
-    "Ульяновская область",
-    "Херсонская область",
-    "Челябинская область",
-    "Ярославская область",
-    # Cities of federal significance
-    "Москва",
-    "Санкт-Петербург",
-    "Севастополь",
-    # Autonomous oblast and okrugs
-    "Еврейская автономная область",
-    "Ненецкий автономный округ",
-    "Ханты-Мансийский автономный округ — Югра",
-    "Чукотский автономный округ",
-    "Ямало-Ненецкий автономный округ",
-)
-
-REGIONS: tuple[str, ...] = tuple(sorted(_SUBJECTS, key=russian_sort_key))
-
-_REGION_SET = frozenset(REGIONS)
+__all__ = ["REGIONS", "check_region", "russian_sort_key"]
 
 
 def check_region(name: str) -> str:
-    """Return the region as listed, or raise ``InvalidArgument`` (``INVALID_REGION``).
-
-    Surrounding whitespace is dropped and the text NFC-normalised (so a decomposed «й» still
-    matches); nothing else is forgiven: «Пермский» or «Perm» is not a region.
-    """
-    if not isinstance(name, str):
-        raise InvalidArgument("a region is a federal subject of Russia", reason="INVALID_REGION")
-    value = unicodedata.normalize("NFC", name.strip())
-    if value not in _REGION_SET:
-        raise InvalidArgument("a region is a federal subject of Russia", reason="INVALID_REGION")
-    return value
+    """Return the region as listed, or raise ``InvalidArgument`` (``INVALID_REGION``)."""
+    try:
+        return check_shared(name)
+    except InvalidValue:
+        raise InvalidArgument(
+            "a region is a federal subject of Russia", reason="INVALID_REGION"
+        ) from None

@@ -14,12 +14,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from elk_proto.linking.v1 import linking_pb2, linking_pb2_grpc
 from linking_service.adapters.sql.db import create_schema, make_engine, make_sessions
 from linking_service.adapters.sql.idempotency import SqlIdempotency
 from linking_service.attachment import AttachmentService
 from linking_service.auth import TokenVerifier
 from linking_service.config import LinkingSettings
-from linking_service.gen.linking.v1 import linking_pb2, linking_pb2_grpc
 from linking_service.interceptors import AuthInterceptor
 from linking_service.service import LinkingService
 from linking_service.servicer import LinkingServicer

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
+from elk_proto.linking.v1 import linking_pb2 as pb
+from elk_proto.linking.v1 import linking_pb2_grpc as pb_grpc
 from linking_service import convert
 from linking_service.domain import InternetProof, InvalidArgument, LookupKind, PhoneProof
-from linking_service.gen.linking.v1 import linking_pb2 as pb
-from linking_service.gen.linking.v1 import linking_pb2_grpc as pb_grpc
 from linking_service.interceptors import current_principal
 
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import grpc
 
-from linking_service.gen.linking.v1 import linking_pb2 as pb
-from linking_service.gen.linking.v1 import linking_pb2_grpc as pb_grpc
+from elk_proto.linking.v1 import linking_pb2 as pb
+from elk_proto.linking.v1 import linking_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 

@@ -1,29 +1,22 @@
-"""Logins: a confirmed e-mail address or a Russian mobile number in any common notation."""
+"""Logins: a confirmed e-mail address or a Russian mobile number in any common notation.
+
+The rules themselves are shared with the linking service (:mod:`elk_common.contacts`); here
+their error becomes the IdP's ``ValidationError``.
+"""
 
 from __future__ import annotations
 
-import re
-import unicodedata
-
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
-
+from elk_common import contacts
+from elk_common.errors import InvalidValue
 from idp.domain.errors import ValidationError
-
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s.]{2,63}$")
 
 
 def normalize_email(raw: str) -> str:
-    """Validate an address's syntax (email-validator, no DNS lookups: RFC 5321/6531) and
-    return it lower-cased, so one mailbox is one login."""
-    value = unicodedata.normalize("NFC", raw.strip())
-    if len(value) > 254 or not _EMAIL.match(value):
-        raise ValidationError("not an e-mail address", field="email")
+    """An address lower-cased after a syntax check (RFC 5321/6531), so one mailbox is one login."""
     try:
-        checked = validate_email(value, check_deliverability=False)
-    except EmailNotValidError:
-        raise ValidationError("not an e-mail address", field="email") from None
-    return checked.normalized.lower()
+        return contacts.normalize_email(raw)
+    except InvalidValue as exc:
+        raise ValidationError(str(exc), field=exc.field) from None
 
 
 def normalize_phone(raw: str, region: str = "RU", mobile_only: bool = True) -> str:
@@ -31,21 +24,10 @@ def normalize_phone(raw: str, region: str = "RU", mobile_only: bool = True) -> s
 
     Logins are mobile numbers; ``mobile_only=False`` also admits landlines (Home Phone).
     """
-    value = raw.strip()
-    if len(value) > 32 or re.search(r"[^\d\s()+\-.]", value):
-        raise ValidationError("not a phone number", field="phone")
     try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
-        raise ValidationError("not a phone number", field="phone") from None
-    if not phonenumbers.is_valid_number(number):
-        raise ValidationError("not a phone number", field="phone")
-    if mobile_only and phonenumbers.number_type(number) not in (
-        phonenumbers.PhoneNumberType.MOBILE,
-        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-    ):
-        raise ValidationError("not a mobile number", field="phone")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return contacts.normalize_phone(raw, region, mobile_only=mobile_only)
+    except InvalidValue as exc:
+        raise ValidationError(str(exc), field=exc.field) from None
 
 
 def parse_login(raw: str) -> tuple[str, str]:

@@ -1,21 +1,21 @@
 """Russia's federal subjects, as the registration form offers them.
 
-The list itself lives with the billing data (``linking_service.regions``) so that the region a
+The list is shared with the linking service (:mod:`elk_common.regions`) so that the region a
 customer picks at registration is spelled exactly as billing accounts spell it.
 """
 
 from __future__ import annotations
 
-import unicodedata
-
+from elk_common.errors import InvalidValue
+from elk_common.regions import REGIONS
+from elk_common.regions import check_region as check_shared
 from idp.domain.errors import ValidationError
-from linking_service.regions import REGIONS
 
 __all__ = ["REGIONS", "check_region"]
 
 
 def check_region(value: str | None) -> str:
-    region = unicodedata.normalize("NFC", (value or "").strip())
-    if region not in REGIONS:
-        raise ValidationError("choose a region from the list", "region")
-    return region
+    try:
+        return check_shared(value or "")
+    except InvalidValue:
+        raise ValidationError("choose a region from the list", "region") from None

@@ -13,12 +13,12 @@ import requests
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 
+from elk_proto.linking.v1 import linking_pb2_grpc
 from linking_service.adapters.billing_sql import SqlBillingDirectory
 from linking_service.adapters.sql.db import create_schema, make_engine, make_sessions, transaction
 from linking_service.adapters.sql.models import Base, BillingAccountRow, BillingServiceRow
 from linking_service.auth import TokenVerifier
 from linking_service.config import load_settings
-from linking_service.gen.linking.v1 import linking_pb2_grpc
 from linking_service.server import build
 from tests.conftest import PG_URL
 from tests.support import (

@@ -7,8 +7,8 @@ import uuid
 import grpc
 import pytest
 
+from elk_proto.linking.v1 import linking_pb2 as pb
 from linking_service.errors import reason_of
-from linking_service.gen.linking.v1 import linking_pb2 as pb
 
 NUMBER = "590000000001"
 OTHER = "590000000002"

@@ -7,9 +7,9 @@ import re
 
 from sqlalchemy import select
 
+from elk_proto.linking.v1 import linking_pb2 as pb
 from idp.adapters.linking_grpc import GrpcLinkingClient
 from idp.adapters.sql.models import OutboxMessage
-from linking_service.gen.linking.v1 import linking_pb2 as pb
 
 
 def mint(live):

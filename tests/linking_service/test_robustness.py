@@ -13,8 +13,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from elk_proto.linking.v1 import linking_pb2 as pb
 from linking_service.errors import reason_of
-from linking_service.gen.linking.v1 import linking_pb2 as pb
 from tests.linking_service.test_attachment import NUMBER, attach_by_number, call_error, rid
 
 
