@@ -29,6 +29,17 @@ class Clock:
         self.offset += seconds
 
 
+def wait_for(condition, timeout: float = 10.0, what: str = "the condition") -> None:
+    """Poll ``condition`` until it is true; fail after ``timeout`` seconds. For things that
+    happen outside the test's control (a server's own expiry, another process), so a test
+    waits exactly as long as needed instead of sleeping a guessed time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
 @dataclass
 class Live:
     url: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -235,9 +236,18 @@ def test_rp_initiated_and_back_channel_logout(live):
         timeout=5,
     )
     assert refresh.json()["error"] == "invalid_grant"
-    # and the browser must sign in again
-    again = browser.get(meta["authorization_endpoint"], allow_redirects=False)
-    assert again.status_code in (302, 303, 400)
+    # and the browser must sign in again: a valid authorization request (which would have
+    # redirected straight to the client with a code before the logout) goes to the login page
+    url, _ = rp.create_authorization_url(
+        meta["authorization_endpoint"],
+        code_verifier=generate_token(64),
+        nonce=generate_token(16),
+    )
+    again = browser.get(url, allow_redirects=False)
+    assert again.status_code == 303, again.text[:300]
+    location = urlsplit(again.headers["Location"])
+    assert location.path == "/login"
+    assert parse_qs(location.query)["interaction"][0]
 
 
 def test_client_credentials_for_internal_services(live):

@@ -257,7 +257,8 @@ def test_register_by_phone_then_sign_in_with_another_notation(live, page):
     resend = page.get_by_role("button", name="Отправить SMS-код повторно")
     expect(resend).to_be_disabled()
     first = countdown_seconds(page)
-    page.wait_for_timeout(1200)
+    # waits (up to expect's timeout) for the countdown to tick, not a guessed time
+    expect(page.locator("#countdown [data-seconds]")).not_to_have_text(str(first))
     second = countdown_seconds(page)
     assert 0 < second < first <= 300, (first, second)
     shoot(page, "confirm-countdown")
@@ -415,8 +416,14 @@ def test_resend_waits_for_the_cooldown_and_replaces_the_code(live, page):
     old = last_code(page.context, live, e164)
     resend = page.get_by_role("button", name="Отправить SMS-код повторно")
     expect(resend).to_be_disabled()
-    resend.click(force=True)  # a disabled button submits nothing
-    page.wait_for_timeout(300)
+    # A disabled button submits nothing: no submit event fires at all (the click's events
+    # are handled before click() returns), so nothing can be in flight when we look.
+    page.evaluate(
+        "window.submits = 0;"
+        " document.addEventListener('submit', () => { window.submits += 1; }, true)"
+    )
+    resend.click(force=True)
+    assert page.evaluate("window.submits") == 0
     assert page.url.endswith("/register/confirm")
     assert len(outbox(page.context, live, e164)) == 1
 

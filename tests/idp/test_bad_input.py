@@ -113,15 +113,18 @@ def test_no_bad_request_causes_a_server_error(live):
         assert 'File "' not in response.text, (method, path)
 
 
-@pytest.mark.parametrize("path", ["/token", "/revoke", "/introspect"])
-def test_api_errors_are_json_with_an_oauth_error_code(live, path):
+@pytest.mark.parametrize(
+    ("path", "status", "error"),
+    [
+        ("/token", 400, "unsupported_grant_type"),  # RFC 6749 §5.2: the grant type comes first
+        ("/revoke", 401, "invalid_client"),  # RFC 7009 §2.1: the caller must be a client
+        ("/introspect", 401, "invalid_client"),  # RFC 7662 §2.1: and an authenticated one
+    ],
+)
+def test_api_errors_are_json_with_an_oauth_error_code(live, path, status, error):
     response = requests.post(live.url + path, data={"grant_type": "nope", "token": "x"}, timeout=5)
     assert response.headers["Content-Type"].startswith("application/json")
-    assert response.json()["error"] in {
-        "invalid_client",
-        "unsupported_grant_type",
-        "invalid_request",
-    }
+    assert (response.status_code, response.json()["error"]) == (status, error)
 
 
 def test_an_unverified_redirect_uri_never_receives_the_error(live):

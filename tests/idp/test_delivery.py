@@ -41,6 +41,7 @@ from idp.services.delivery import (
     SmsRefused,
 )
 from tests.fakes.sms_gateway import SmsGateway, sms_parts
+from tests.support import wait_for
 
 SUBJECT = "Подтвердите адрес — ЕЛК"
 TEXT = "Здравствуйте! Ваша ссылка: https://lk.example/c?t=1"
@@ -368,8 +369,7 @@ def test_sms_half_open_lets_one_trial_through():
             target=lambda: pytest.raises(DeliveryFailed, sender.send, PHONE, "x")
         )
         trial.start()
-        while gateway.hits < 2:
-            threading.Event().wait(0.01)
+        wait_for(lambda: gateway.hits >= 2, what="the trial to reach the gateway")
         with pytest.raises(DeliveryFailed, match="circuit open"):
             sender.send(PHONE, CODE_TEXT)  # while the trial is out, others fail fast
         trial.join(5)
@@ -459,22 +459,22 @@ def test_guard_caps_one_number_per_day(store):
 
 def test_guard_counts_atomically_under_concurrency(store):
     guard = SmsPumpingGuard(store, per_number_day=5)
-    barrier, allowed = threading.Barrier(16), []
+    barrier, allowed, refused = threading.Barrier(16), [], []
 
     def request(i: int) -> None:
         barrier.wait()
         try:
             guard.check_and_count(PHONE, f"198.51.100.{i}")
             allowed.append(i)
-        except SmsRefused:
-            pass
+        except SmsRefused as exc:
+            refused.append(exc.reason)
 
     threads = [threading.Thread(target=request, args=(i,)) for i in range(16)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(10)
-    assert len(allowed) == 5
+    assert len(allowed) == 5 and refused == ["number"] * 11
 
 
 def test_guard_stops_a_walk_through_one_number_range(store):

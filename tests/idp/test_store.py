@@ -11,11 +11,13 @@ import time
 import uuid
 
 import pytest
+import redis
 
 from idp.adapters.store_memory import MemoryStore
 from idp.adapters.store_redis import RedisStore
 from idp.ports import StoreUnavailable
 from tests.conftest import REDIS_URL
+from tests.support import wait_for
 
 THREADS = 16
 
@@ -212,12 +214,16 @@ def test_memory_ttl_rounds_up():
 
 
 def test_redis_expiry_for_real():
-    store = RedisStore(REDIS_URL, prefix=f"idp-test-store:{uuid.uuid4().hex}:")
+    prefix = f"idp-test-store:{uuid.uuid4().hex}:"
+    store = RedisStore(REDIS_URL, prefix=prefix)
     try:
         store.set("s", "v", 1)
         assert store.add("a", "v", 1) is True
         assert store.incr("c", 1) == 1
-        time.sleep(1.2)
+        raw = redis.Redis.from_url(REDIS_URL)
+        keys = [prefix + name for name in ("s", "a", "c")]
+        assert raw.exists(*keys) == 3
+        wait_for(lambda: raw.exists(*keys) == 0, what="Redis to expire the keys")
         assert store.get("s") is None
         assert store.ttl("s") == 0
         assert store.take("s") is None
@@ -228,8 +234,6 @@ def test_redis_expiry_for_real():
 
 
 def test_redis_keys_carry_the_prefix():
-    import redis
-
     prefix = f"idp-test-store:{uuid.uuid4().hex}:"
     store = RedisStore(REDIS_URL, prefix=prefix)
     raw = redis.Redis.from_url(REDIS_URL, decode_responses=True)
