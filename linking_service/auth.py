@@ -184,7 +184,10 @@ class TokenVerifier:
             if self._jwks_uri is None or now - self._discovered_at >= self._ttl:
                 self._jwks_uri, self._discovered_at = self._discover(), now
             keys = self._parse_jwks(self._get_json(self._jwks_uri))
-        except Exception as exc:  # stale-if-error: whatever went wrong, keep the old keys
+        except (requests.RequestException, ValueError, JoseError) as exc:
+            # Stale-if-error, for what the outside world can do to us: no answer, a bad answer,
+            # a document that does not parse. Anything else is our bug: it reaches verify(),
+            # which logs it with its traceback and refuses the token.
             log.warning("cannot refresh the IdP's keys (%s); %d cached", exc, len(self._keys))
             return
         self._keys, self._keys_at = keys, now

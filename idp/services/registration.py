@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idp.adapters.sql.models import User, Verification
@@ -236,8 +237,12 @@ class RegistrationService:
         row.state, row.user_id, row.completed_at = "completed", user.id, now
         try:
             self._db.commit()
-        except Exception:
+        except IntegrityError:
             self._db.rollback()
+            # Only the contact's unique constraint means "taken meanwhile"; any other failure
+            # is ours, and the confirmed flow stays so that the person can retry.
+            if self._owner(row.contact_kind, row.contact_value) is None:
+                raise
             raise Conflict("the contact was registered meanwhile") from None
         if self._on_confirmed is not None:
             self._on_confirmed(user)

@@ -136,7 +136,10 @@ def confirm_code_step(
         except SecretRejected as exc:
             return code_page(flow, prefix, secret_error(exc), 400, change_url=change_url)
         except IllegalTransition:
-            pass  # already confirmed (a double submit): go on
+            # The flow is past this step (a second submit, another tab) or elsewhere: say so
+            # rather than pretend this code confirmed anything.
+            message = str(SECRET_ERRORS["used"])
+            return code_page(flow, prefix, message, 409, change_url=change_url)
         return redirect(url_for(next_endpoint), code=303)
     return code_page(flow, prefix, change_url=change_url)
 

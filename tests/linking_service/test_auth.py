@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import socket
 import threading
@@ -692,3 +693,28 @@ def test_stale_keys_are_trusted_only_up_to_max_stale(live):
     verifier.verify(token)
     clock.advance(60)  # past max_stale: fail closed
     rejected(verifier, token)
+
+
+@pytest.mark.parametrize(
+    ("failure", "bug"),
+    [(requests.ConnectionError("refused"), False), (RuntimeError("bug in an adapter"), True)],
+    ids=["outside", "bug"],
+)
+def test_a_bug_while_fetching_keys_is_logged_with_its_traceback(caplog, failure, bug):
+    """Stale-if-error covers what the IdP and the network can do (a warning); a bug of ours is
+    not passed off as "cannot refresh" but logged as an error with its traceback."""
+    token = raw_sign(
+        {"alg": "ES256", "kid": "k1", "typ": "at+jwt"},
+        {"sub": "x"},
+        ECKey.generate_key("P-256"),
+        "ES256",
+    )
+    verifier = TokenVerifier("https://idp.example", AUD, ALGS, http=Canned(failure))
+    with caplog.at_level(logging.WARNING, logger="linking_service.auth"):
+        rejected(verifier, token)
+    traced = [r for r in caplog.records if r.exc_info and r.exc_info[1] is failure]
+    warned = [r for r in caplog.records if "cannot refresh" in r.getMessage()]
+    if bug:
+        assert [r.levelno for r in traced] == [logging.ERROR] and warned == []
+    else:
+        assert traced == [] and [r.levelno for r in warned] == [logging.WARNING]
