@@ -1,9 +1,8 @@
 """The servers' loggers with :mod:`idp.logredact` built in.
 
 * :class:`GunicornLogger` — ``logger_class`` of ``deploy/gunicorn.conf.py``: every access-log
-  atom is redacted (the request line, path, query, Referer, any request or response header and
-  environ value an operator may add to ``access_log_format``), and the error log, the access
-  log and the root logger (the app's own loggers) write through a :class:`RedactingFilter`.
+  atom is redacted (:class:`RedactedAtoms`), and the error log, the access log and the root
+  logger (the app's own loggers, Flask's included) write through a ``RedactingFilter``.
 * :class:`RedactingRequestHandler` — werkzeug's development server (``idp serve``, which
   ``make run`` starts) logging a redacted request line.
 """
@@ -12,25 +11,34 @@ from __future__ import annotations
 
 import logging
 
-from gunicorn.glogging import Logger
+from gunicorn.glogging import Logger, SafeAtoms
 from werkzeug.serving import WSGIRequestHandler
 
 from idp.logredact import REDACTED, protect, redact_target, redact_text
 
-# Header atoms never printed at all: credentials and session cookies.
+# Atoms never printed at all: credentials and session cookies (request and response headers,
+# their environ twins).
 _HIDDEN = ("authorization", "cookie")
 
 
-def _redact_atom(key: str, value: object) -> object:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return value
-    if any(word in key for word in _HIDDEN):
-        return REDACTED
-    return redact_text(str(value))
+class RedactedAtoms(SafeAtoms):
+    """The access log's atoms, each redacted when the format asks for it: the request line
+    (``r``), path (``U``), query (``q``), Referer (``f``), and any ``{header}i``, ``{header}o``
+    or ``{variable}e`` an operator adds to ``access_log_format``."""
+
+    def __getitem__(self, key: str) -> object:
+        value = super().__getitem__(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return value
+        if any(word in key.lower() for word in _HIDDEN):
+            return REDACTED
+        return redact_text(str(value))
 
 
 class GunicornLogger(Logger):
     """gunicorn's logger with secrets and personal data redacted from every line."""
+
+    atoms_wrapper_class = RedactedAtoms
 
     def setup(self, cfg) -> None:
         super().setup(cfg)
@@ -48,18 +56,6 @@ class GunicornLogger(Logger):
             root.setLevel(max(self.loglevel, logging.WARNING))
             logging.getLogger("idp").setLevel(self.loglevel)
         protect(self.error_log, self.access_log, root)
-
-    def atoms(self, resp, req, environ, request_time) -> dict:
-        atoms = super().atoms(resp, req, environ, request_time)
-        safe = {key: _redact_atom(key, value) for key, value in atoms.items()}
-        safe["r"] = " ".join(
-            (
-                environ.get("REQUEST_METHOD", "-"),
-                redact_target(environ.get("RAW_URI", "")),
-                environ.get("SERVER_PROTOCOL", "-"),
-            )
-        )
-        return safe
 
 
 class RedactingRequestHandler(WSGIRequestHandler):

@@ -30,6 +30,7 @@ from idp import create_app
 from idp.adapters.store_memory import MemoryStore
 from idp.adapters.store_redis import RedisStore
 from idp.config import load_settings
+from idp.logging_setup import RedactedAtoms
 from idp.logredact import SAFE_PATH_VARIABLES, RedactingFilter, redact_text
 from tests.conftest import REDIS_URL, SECRET, _reset, base_env
 from tests.idp.test_registration_flow import last_code, last_link, outbox, post_form, step1
@@ -136,6 +137,27 @@ def test_settings_repr_shows_no_secret(tmp_path):
         ):
             assert secret not in shown
         assert "db.internal:5432/idp" in shown and "smtp_password='***'" in shown
+
+
+def test_access_log_atoms_an_operator_may_add_are_redacted_too():
+    token = secrets.token_urlsafe(32)
+    atoms = RedactedAtoms(
+        {
+            "r": f"GET /confirm/{token}?login_hint=%2B79991234567 HTTP/1.1",
+            "q": f"code={token}&state={token}",
+            "f": f"https://idp.example/recover/{token}",
+            "{authorization}i": f"Bearer {token}",
+            "{cookie}i": f"elk_session={token}",
+            "{set-cookie}o": f"elk_session={token}; HttpOnly",
+            "{location}o": f"https://rp.example/cb?code={token}&state=s",
+            "{raw_uri}e": f"/recover/{token}",
+            "s": 200,
+        }
+    )
+    fmt = '"%(r)s" %(s)s %(q)s "%(f)s" %({authorization}i)s %({cookie}i)s %({set-cookie}o)s '
+    line = (fmt + "%({location}o)s %({raw_uri}e)s %({x-unknown}i)s") % atoms
+    assert token not in line and "9991234567" not in line
+    assert '"GET /confirm/[redacted]?login_hint=[redacted] HTTP/1.1" 200' in line
 
 
 GUNICORN_APP_LOGS = """
