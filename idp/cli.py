@@ -256,8 +256,10 @@ def linking_events(once: bool, wait: float) -> None:
     import grpc
 
     from idp.adapters.linking_grpc import GrpcLinkingClient
+    from idp.logredact import configure_logging
     from idp.services.link_events import LinkEventNotifier
 
+    configure_logging()  # a deployed process: its warnings go through the redacting filter
     app = _app()
     client = app.extensions["idp.linking"]
     if not isinstance(client, GrpcLinkingClient):

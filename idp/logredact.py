@@ -74,6 +74,8 @@ _PATTERN = re.compile(
     r"|(?P<phone>(?:\+|%2[Bb])\d{10,14}(?!\d)|(?<![\w+])[78]9\d{9}(?!\d))"
     r"|(?P<word>[A-Za-z0-9_\-]{20,})"
 )
+# email.utils.make_msgid's left part (time.pid.random): a Message-ID ops look up, no person.
+_MESSAGE_ID = re.compile(r"\d+\.\d+\.\d+")
 _ROUTE_WORD = re.compile(r"[a-z]{1,16}")
 _PARAM_NAME = re.compile(r"[a-z][a-z0-9_.\-]{0,31}")
 
@@ -116,6 +118,8 @@ def _replace(match: re.Match) -> str:
     if match.group("uuid"):
         return match.group("uuid")
     if match.group("email"):
+        if _MESSAGE_ID.fullmatch(match.group("email").partition("@")[0]):
+            return match.group("email")
         return "***@" + match.group("domain")
     if match.group("phone"):
         return PHONE

@@ -99,6 +99,24 @@ def test_route_words_allowlisted_values_and_ids_stay_readable():
     assert redact_text(line) == line
     sub = "3f2a1b4c-1234-4abc-8def-0123456789ab"
     assert redact_text(f"attachment for {sub} failed") == f"attachment for {sub} failed"
+    message_id = "<176468000012.4242.1234567890123456789@lk.rt.ru>"
+    assert redact_text(f"e-mail {message_id} handed") == f"e-mail {message_id} handed"
+
+
+def test_database_errors_do_not_carry_the_rows_values(tmp_path):
+    """A failed statement's text (logged with its traceback) names no parameter."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from idp.extensions import db
+
+    env = base_env(f"sqlite:///{tmp_path / 'idp.sqlite3'}", tmp_path)
+    app = create_app(load_settings(env), store=MemoryStore())
+    with app.app_context():
+        with pytest.raises(DBAPIError) as failed:
+            db.session.execute(text("SELECT * FROM no_such_table WHERE x = :p"), {"p": SMS_TOKEN})
+        db.session.rollback()
+    assert "no_such_table" in str(failed.value) and SMS_TOKEN not in str(failed.value)
 
 
 def test_the_filter_redacts_arguments_and_tracebacks():
