@@ -81,12 +81,16 @@ _PARAM_NAME = re.compile(r"[a-z][a-z0-9_.\-]{0,31}")
 
 
 def _random_looking(word: str) -> bool:
-    """Tokens from ``secrets.token_urlsafe`` (≥ 24 characters here) mix letters and digits;
-    identifiers in tracebacks (``OperationalError``) rarely do."""
-    has_digit = any(c.isdigit() for c in word)
-    has_letter = any(c.isalpha() for c in word)
-    mixed_case = any(c.isupper() for c in word) and any(c.islower() for c in word)
-    return (has_digit and has_letter) or (len(word) >= 32 and mixed_case)
+    """Tokens from ``secrets.token_urlsafe`` (24 characters and more here) mix letters with
+    digits, or upper with lower case throughout; identifiers in tracebacks
+    (``InFailedSqlTransaction``: capitals only at word starts) rarely do either."""
+    letters = [c for c in word if c.isalpha()]
+    if not letters:
+        return False
+    if any(c.isdigit() for c in word):
+        return True
+    upper = sum(c.isupper() for c in letters) / len(letters)
+    return 0.25 <= upper <= 0.75
 
 
 def redact_query(query: str) -> str:
