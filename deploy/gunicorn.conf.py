@@ -18,4 +18,9 @@ max_requests = 10000
 max_requests_jitter = 1000
 accesslog = "-"
 errorlog = "-"
+# No secret or personal data in any line (idp/logredact.py): link secrets in paths, every
+# query value outside an allowlist (login_hint, state, id_token_hint… are hidden), Referer,
+# credentials, e-mail addresses and phone numbers are redacted from the access and error logs,
+# and the app's own loggers write through the same filter. Keep it when changing the format.
+logger_class = "idp.logging_setup.GunicornLogger"
 forwarded_allow_ips = os.environ.get("IDP_FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -97,7 +97,8 @@ def create_app(
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        # hide_parameters: a database error's text (logged) never carries the row's values.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "hide_parameters": True},
         MAX_CONTENT_LENGTH=64 * 1024,
         SESSION_COOKIE_NAME="__Host-elk_csrf" if settings.secure_cookies else "elk_csrf",
         SESSION_COOKIE_SECURE=settings.secure_cookies,

@@ -256,8 +256,10 @@ def linking_events(once: bool, wait: float) -> None:
     import grpc
 
     from idp.adapters.linking_grpc import GrpcLinkingClient
+    from idp.logredact import configure_logging
     from idp.services.link_events import LinkEventNotifier
 
+    configure_logging()  # a deployed process: its warnings go through the redacting filter
     app = _app()
     client = app.extensions["idp.linking"]
     if not isinstance(client, GrpcLinkingClient):
@@ -295,7 +297,19 @@ def serve(host: str, port: int) -> None:
     """Serve the app for development and tests (production: gunicorn 'idp.wsgi:app')."""
     from werkzeug.serving import run_simple
 
-    run_simple(host, port, _app(), threaded=True, use_reloader=False)
+    from idp.logging_setup import RedactingRequestHandler
+    from idp.logredact import configure_logging
+
+    # Before the app exists, so Flask finds a (redacting) handler and adds none of its own.
+    configure_logging()
+    run_simple(
+        host,
+        port,
+        _app(),
+        threaded=True,
+        use_reloader=False,
+        request_handler=RedactingRequestHandler,
+    )
 
 
 main.add_command(legacy)

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,8 +27,32 @@ LINKING_SCOPES = ("linking", "linking:auto", "linking:read")
 LINKING_RESOURCE = "urn:elk:linking-service"
 
 
+# Never printed: a repr reaches logs, tracebacks and debuggers.
+SECRET_FIELDS = frozenset(
+    {"secret_key", "sms_gateway_password", "sms_gateway_token", "smtp_password"}
+)
+URL_FIELDS = frozenset({"database_url", "redis_url", "sms_gateway_url"})
+
+
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
+
+
+_SECRET_QUERY = re.compile(r"([?&](?:[\w.-]*(?:pass|secret|token|key)[\w.-]*)=)[^&#]*", re.I)
+
+
+def mask_url(url: str) -> str:
+    """A URL without its password (``postgresql://u:***@db/idp``), including a DSN query's
+    ``password=`` (libpq accepts it there too)."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return "***"
+    if password is not None:
+        head, _, rest = url.partition("://")
+        userinfo, _, host = rest.rpartition("@")
+        url = f"{head}://{userinfo.partition(':')[0]}:***@{host}"
+    return _SECRET_QUERY.sub(r"\1***", url)
 
 
 @dataclass(frozen=True)
@@ -78,6 +103,19 @@ class Settings:
     linking_target: str | None = None
     terms_version: str = "2026-01"
     privacy_version: str = "2026-01"
+
+    def __repr__(self) -> str:
+        shown = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name in SECRET_FIELDS and value:
+                value = "***"
+            elif item.name in URL_FIELDS and value:
+                value = mask_url(value)
+            shown.append(f"{item.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    __str__ = __repr__
 
     @property
     def dev_outbox(self) -> bool:
