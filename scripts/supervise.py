@@ -185,13 +185,14 @@ def describe_exit(code: int) -> str:
 
 
 def run(children: list[Child], deadline: float, wait_timeout: float, wakeup: Wakeup) -> int:
-    problem = None
+    problem, failed = None, None
     pending = list(children)
     started = time.monotonic()
     while problem is None and wakeup.stop_signal is None:
         for child in children:
             if child.process is not None and child.process.poll() is not None:
                 problem = f"{child.name} {describe_exit(child.process.returncode)}"
+                failed = child
                 break
         for child in list(pending):
             if problem is not None or wakeup.stop_signal is not None:
@@ -212,14 +213,17 @@ def run(children: list[Child], deadline: float, wait_timeout: float, wakeup: Wak
     else:
         running = ", ".join(c.name for c in children if c.process is not None)
         say(f"{signal.Signals(wakeup.stop_signal).name} received; stopping {running}")
-    killed = stop(children, deadline, wakeup)
+    killed = stop(children, deadline, wakeup, failed)
     for child in killed:
         say(f"{child.name} did not stop within {deadline:g} s; killed")
     return 1 if problem is not None or killed else 0
 
 
-def stop(children: list[Child], deadline: float, wakeup: Wakeup) -> list[Child]:
-    """One SIGTERM to each started child's group; SIGKILL to those left after the deadline."""
+def stop(
+    children: list[Child], deadline: float, wakeup: Wakeup, failed: Child | None = None
+) -> list[Child]:
+    """One SIGTERM to each started child's group; SIGKILL to those left after the deadline.
+    Exits other than by that SIGTERM are reported, but for ``failed`` (reported already)."""
     started = [c for c in children if c.process is not None]
     for child in started:
         if child.group_alive():
@@ -233,7 +237,8 @@ def stop(children: list[Child], deadline: float, wakeup: Wakeup) -> list[Child]:
         child.process.wait()
     for child in started:
         # Dying of the SIGTERM sent (before a handler was in place) is stopping, too.
-        if child.process.returncode not in (0, -signal.SIGTERM) and child not in killed:
+        quiet = child in killed or child is failed
+        if child.process.returncode not in (0, -signal.SIGTERM) and not quiet:
             say(f"{child.name} {describe_exit(child.process.returncode)}")
     return killed
 
@@ -258,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     # Late signals (make forwards its SIGTERM too) must not kill us while exiting.
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
-    say("all stopped" if status == 0 else "stopped")
+    say("all stopped" if status == 0 else f"all stopped; exit status {status}")
     return status
 
 

@@ -111,6 +111,7 @@ def test_a_child_exiting_stops_the_others_and_is_named(tmp_path):
     steady = sup.pid("steady")
     assert sup.finish() == 1
     assert "flaky exited with status 3; stopping the others" in sup.output()
+    assert sup.output().count("flaky exited") == 1
     assert sup.signals("steady") == ["TERM"]
     assert not alive(steady)
 
