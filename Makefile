@@ -4,8 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export IDP_VAR_DIR ?= $(CURDIR)/var
+# Where `make run` serves: `make run IDP_PORT=8001 LINKING_LISTEN=127.0.0.1:50052 IDP_VAR_DIR=/tmp/elk`.
+IDP_PORT       ?= 8000
+LINKING_LISTEN ?= 127.0.0.1:50051
 
-.PHONY: install run test test-fast lint proto bench clean browser services-check messages
+.PHONY: install setup run test test-fast lint proto bench clean browser services-check messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,19 +55,28 @@ $(GEN): $(PROTOS) $(STAMP)
 
 proto: $(GEN)
 
-# Both services on the embedded defaults; Ctrl-C stops both.
-run: install proto
+# Databases migrated, signing keys and demo data in place (idempotent; the first half of `make run`).
+setup run: export IDP_ISSUER = http://127.0.0.1:$(IDP_PORT)
+setup run: export LINKING_IDP_ISSUER = http://127.0.0.1:$(IDP_PORT)
+setup run: export LINKING_LISTEN := $(LINKING_LISTEN)
+setup: install proto
 	$(BIN)/idp db upgrade
 	$(BIN)/idp keys ensure
 	$(BIN)/idp demo
 	$(BIN)/linking-service db upgrade
 	$(BIN)/linking-service billing demo
-	@echo "IdP at http://127.0.0.1:8000  (discovery: /.well-known/openid-configuration)"
-	@echo "linking service (gRPC) at 127.0.0.1:50051"
-	@trap 'kill 0' INT TERM EXIT; \
-	  $(BIN)/linking-service serve & \
-	  (sleep 3; IDP_LINKING_TARGET=127.0.0.1:50051 $(BIN)/idp linking-events) & \
-	  IDP_LINKING_TARGET=127.0.0.1:50051 $(BIN)/idp serve --host 127.0.0.1 --port 8000
+
+# Every long-running process under scripts/supervise.py: Ctrl-C or SIGTERM (to make, or to its
+# process group) stops each process once; one dying stops the rest. One quoted spec per
+# process: NAME [--wait-for HOST:PORT] [VAR=value]... COMMAND. The linking service's drain
+# (5 s) fits in the supervisor's 10 s before SIGKILL.
+run: setup
+	@echo "IdP at $(IDP_ISSUER)  (discovery: /.well-known/openid-configuration)"
+	@echo "linking service (gRPC) at $(LINKING_LISTEN)"
+	@exec $(BIN)/python scripts/supervise.py --deadline 10 \
+	  'linking-service LINKING_SHUTDOWN_GRACE=5 $(BIN)/linking-service serve' \
+	  'linking-events --wait-for $(LINKING_LISTEN) IDP_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/idp linking-events' \
+	  'idp IDP_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/idp serve --host 127.0.0.1 --port $(IDP_PORT)'
 
 services-check:
 	bash scripts/check-services.sh

@@ -12,6 +12,9 @@ from idp.config import ConfigError, load_settings
 from idp.domain.errors import IdpError
 from idp.legacy_cli import legacy
 
+#: Seconds ``idp serve`` may take to stop after SIGTERM before it exits regardless.
+SERVE_STOP_DEADLINE = 5.0
+
 
 def _app():
     from idp import create_app
@@ -250,34 +253,47 @@ def demo() -> None:
 @click.option("--wait", default=5.0, show_default=True, help="Seconds to wait for new events.")
 def linking_events(once: bool, wait: float) -> None:
     """Tell previous holders that a billing account moved (consumes the linking service's
-    event stream from a stored cursor; needs IDP_LINKING_TARGET)."""
-    import time
+    event stream from a stored cursor; needs IDP_LINKING_TARGET). SIGTERM or SIGINT stop it
+    after the batch in hand; a long poll in flight is cancelled."""
+    import threading
 
     import grpc
 
     from idp.adapters.linking_grpc import GrpcLinkingClient
     from idp.logredact import configure_logging
     from idp.services.link_events import LinkEventNotifier
+    from idp.shutdown import StopSignal
 
     configure_logging()  # a deployed process: its warnings go through the redacting filter
+    stop = StopSignal()
     app = _app()
     client = app.extensions["idp.linking"]
     if not isinstance(client, GrpcLinkingClient):
         raise click.ClickException("IDP_LINKING_TARGET is not set")
+
+    def cancel_on_stop() -> None:
+        # Events fetched by a cancelled call were not handled: the stored cursor brings them
+        # again next time.
+        stop.wait()
+        client.stop_events()
+
+    threading.Thread(target=cancel_on_stop, name="stop", daemon=True).start()
     with app.app_context():
         from idp.extensions import db
 
         services = app.extensions["idp.services"]
         notifier = LinkEventNotifier(db.session, services.store, services.delivery)
-        while True:
+        while not stop.is_set():
             try:
                 events = client.events(notifier.cursor(), wait=wait)
             except grpc.RpcError as exc:
+                if stop.is_set():
+                    break
                 # The linking service restarting or not up yet: try again, never give up.
                 if once:
                     raise click.ClickException(f"linking service: {exc.code()}") from None
                 click.echo(f"linking service unavailable ({exc.code()}); retrying", err=True)
-                time.sleep(wait)
+                stop.wait(wait)
                 continue
             sent = notifier.handle(events)
             if events:
@@ -294,22 +310,29 @@ def linking_events(once: bool, wait: float) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
-    """Serve the app for development and tests (production: gunicorn 'idp.wsgi:app')."""
-    from werkzeug.serving import run_simple
+    """Serve the app for development and tests (production: gunicorn 'idp.wsgi:app').
+
+    SIGTERM or SIGINT stop it at once: the listening socket closes; requests in flight are
+    not waited for (the development server has no drain; gunicorn does)."""
+    import threading
+
+    from werkzeug.serving import make_server
 
     from idp.logging_setup import RedactingRequestHandler
     from idp.logredact import configure_logging
+    from idp.shutdown import StopSignal, exit_after
 
+    stop = StopSignal()
     # Before the app exists, so Flask finds a (redacting) handler and adds none of its own.
     configure_logging()
-    run_simple(
-        host,
-        port,
-        _app(),
-        threaded=True,
-        use_reloader=False,
-        request_handler=RedactingRequestHandler,
-    )
+    server = make_server(host, port, _app(), threaded=True, request_handler=RedactingRequestHandler)
+    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+    click.echo(f" * IdP serving on http://{host}:{server.port}", err=True)
+    stop.wait()
+    # Whatever non-daemon thread the app left behind, the process ends soon after the signal.
+    exit_after(SERVE_STOP_DEADLINE, "idp serve: did not stop in time; exiting")
+    server.shutdown()
+    server.server_close()
 
 
 main.add_command(legacy)

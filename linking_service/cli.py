@@ -32,14 +32,17 @@ def main() -> None:
 
 @main.command()
 def serve() -> None:
-    """Serve gRPC on LINKING_LISTEN (127.0.0.1:50051) until SIGTERM, then drain."""
+    """Serve gRPC on LINKING_LISTEN (127.0.0.1:50051) until SIGTERM or SIGINT, then drain
+    for at most LINKING_SHUTDOWN_GRACE seconds (10)."""
     from linking_service.server import build
+    from linking_service.shutdown import StopSignal
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    stop = StopSignal()
     settings = _settings()
     server = build(settings)
     click.echo(f"linking service on {settings.listen} (IdP {settings.idp_issuer})")
-    server.serve_until_signalled(settings.shutdown_grace)
+    server.serve_until_signalled(settings.shutdown_grace, stop)
 
 
 @main.group()

@@ -103,4 +103,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> LinkingSettings:
         login_max_failures=_int(env, "LINKING_LOGIN_MAX_FAILURES", 5),
         identity_max_failures=_int(env, "LINKING_IDENTITY_MAX_FAILURES", 20),
         identity_max_flows=_int(env, "LINKING_IDENTITY_MAX_FLOWS", 30),
+        shutdown_grace=_int(env, "LINKING_SHUTDOWN_GRACE", 10, minimum=0),
     )

@@ -4,8 +4,6 @@ reflection (switchable), interceptors, message-size caps and graceful shutdown."
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
 from concurrent import futures
 from dataclasses import dataclass
@@ -23,9 +21,12 @@ from linking_service.config import LinkingSettings
 from linking_service.interceptors import AuthInterceptor
 from linking_service.service import LinkingService
 from linking_service.servicer import LinkingServicer
+from linking_service.shutdown import StopSignal, exit_after
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = linking_pb2.DESCRIPTOR.services_by_name["LinkingService"].full_name
+#: Seconds past the grace period before the watchdog ends a drain that did not finish.
+WATCHDOG_MARGIN = 2.0
 
 
 @dataclass
@@ -42,16 +43,16 @@ class LinkingServer:
         self.server.stop(grace).wait()
         self.engine.dispose()
 
-    def serve_until_signalled(self, grace: float) -> None:
-        done = threading.Event()
+    def serve_until_signalled(self, grace: float, stop: StopSignal | None = None) -> None:
+        """Serve until SIGTERM or SIGINT, then drain for at most ``grace`` seconds.
 
-        def on_signal(signum, _frame):
-            log.info("signal %s: shutting down within %ss", signum, grace)
-            done.set()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        done.wait()
+        Signals during the drain are only recorded (see ``shutdown``); should the drain or the
+        interpreter's exit still hang, the watchdog ends the process just after ``grace``.
+        ``stop``, made before ``build``, also catches a signal that came while starting."""
+        stop = stop or StopSignal()
+        stop.wait()
+        exit_after(grace + WATCHDOG_MARGIN, "linking service: drain overran its grace; exiting")
+        log.info("signal %s: draining for at most %ss", stop.signum, grace)
         self.stop(grace)
 
 

@@ -20,6 +20,8 @@ class GrpcLinkingClient:
         self._stub = pb_grpc.LinkingServiceStub(self._channel)
         self._mint = mint_token
         self._timeout = timeout
+        self._stream = None  # the events call in flight
+        self._stopped = False
 
     def auto_attach(self, user) -> list[str]:
         request = pb.AutoAttachRequest(
@@ -59,6 +61,9 @@ class GrpcLinkingClient:
             timeout=wait,
             metadata=(("authorization", f"Bearer {self._mint()}"),),
         )
+        self._stream = stream
+        if self._stopped:  # stop_events() ran before it could see this call
+            stream.cancel()
         try:
             for e in stream:
                 found.append(
@@ -74,7 +79,17 @@ class GrpcLinkingClient:
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise
+        finally:
+            self._stream = None
         return found
+
+    def stop_events(self) -> None:
+        """Cancel the ``events`` call in flight and any started later (from any thread), so a
+        stopping consumer never waits out a long poll; the call raises ``CANCELLED``."""
+        self._stopped = True
+        stream = self._stream
+        if stream is not None:
+            stream.cancel()
 
     def close(self) -> None:
         self._channel.close()
