@@ -11,8 +11,8 @@ from concurrent import futures
 import grpc
 import requests
 
+from elk_proto.linking.v1 import linking_pb2_grpc
 from idp.cli import SERVE_STOP_DEADLINE
-from linking_service.gen.linking.v1 import linking_pb2_grpc
 from tests.conftest import base_env
 from tests.processes import free_port, port_is_free, wait_until
 
