@@ -4,6 +4,7 @@ failing closed. Storage behaviour runs on both profiles of ``live`` (memory stor
 from __future__ import annotations
 
 import io
+import random
 import threading
 
 import pytest
@@ -31,12 +32,29 @@ def closed_store() -> RedisStore:
 # --- rendering -------------------------------------------------------------------------------
 
 
-def test_image_renderer_returns_a_png_of_200_by_70():
+def test_image_renderer_returns_a_png_of_320_by_90():
     png = ImageCaptchaRenderer().render("48273")
     assert png.startswith(PNG_MAGIC)
     image = Image.open(io.BytesIO(png))
     assert image.format == "PNG"
-    assert image.size == (200, 70)
+    assert image.size == (320, 90)
+
+
+def test_image_renderer_draws_dark_ink_on_a_light_ground():
+    """Enough contrast for people: ink at most 60 per channel, ground at least 236."""
+    image = Image.open(io.BytesIO(ImageCaptchaRenderer().render("48273"))).convert("L")
+    darkest, lightest = image.getextrema()
+    assert darkest <= 60 and lightest >= 230
+    histogram = image.histogram()
+    assert sum(histogram[:80]) > 0.05 * sum(histogram)  # the glyphs are really drawn
+
+
+def test_image_renderer_with_a_seed_draws_the_same_image_and_without_one_never():
+    assert ImageCaptchaRenderer(rng=random.Random(1)).render("48273") == ImageCaptchaRenderer(
+        rng=random.Random(1)
+    ).render("48273")
+    renderer = ImageCaptchaRenderer()
+    assert renderer.render("48273") != renderer.render("48273")
 
 
 def test_image_renderer_is_safe_from_several_threads():
