@@ -41,6 +41,8 @@ _DROID = Path(captcha.__file__).parent / "data" / "DroidSansMono.ttf"
 _SOLID_BOLDEN = 1  # extra stroke (px) around solid glyphs: a stroke of about 7 px
 _OUTLINE_GROW = 9  # dilation window (px) that turns a glyph into its outline: rings ~4 px
 _PAD = 10
+# Degrees. More turns a 7 into a 1, which people would then type.
+MAX_TILT = 15
 
 # A valid 1x1 white PNG: what the twin returns, so callers and templates see real PNG bytes.
 _BLANK_PNG = base64.b64decode(
@@ -105,7 +107,9 @@ class ImageCaptchaRenderer:
         )
         if outlined:
             mask = ImageChops.subtract(mask.filter(ImageFilter.MaxFilter(_OUTLINE_GROW)), mask)
-        return mask.rotate(rng.uniform(-25, 25), resample=Image.Resampling.BICUBIC, expand=True)
+        return mask.rotate(
+            rng.uniform(-MAX_TILT, MAX_TILT), resample=Image.Resampling.BICUBIC, expand=True
+        )
 
     def _render(self, text: str) -> bytes:
         rng, width, height = self._rng, self.width, self.height
