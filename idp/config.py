@@ -83,6 +83,8 @@ class Settings:
     login_lockout_max: int = 3600
     address_max_failures: int = 50
     address_window: int = 15 * 60
+    # New captcha pictures per client address per minute (a carrier's NAT may need more).
+    captcha_images_per_address: int = 30
     # Number of reverse proxies in front of the app whose X-Forwarded-* headers are trusted.
     trusted_proxies: int = 0
     backchannel_logout_timeout: float = 2.0
@@ -284,6 +286,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         default_signing_alg=alg,
         login_max_failures=_int(env, "IDP_LOGIN_MAX_FAILURES", 10),
         address_max_failures=_int(env, "IDP_ADDRESS_MAX_FAILURES", 50),
+        captcha_images_per_address=_int(env, "IDP_CAPTCHA_IMAGES_PER_ADDRESS", 30),
         trusted_proxies=_int(env, "IDP_TRUSTED_PROXIES", 0, minimum=0),
         default_locale=locale,
         sms_gateway_url=sms_url,

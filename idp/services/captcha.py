@@ -11,7 +11,10 @@ Store layout (values are strings; every key expires):
 * ``captcha:<id>`` — SHA-256 of the challenge id and the normalised answer, never the answer;
 * ``captcha:addr:<h>``, ``captcha:contact:<h>`` — attempt counters (``h`` = SHA-256 prefix, so
   the store holds no address, phone or e-mail in clear);
-* ``captcha:sms:<h>`` — an SMS went to this number.
+* ``captcha:sms:<h>`` — an SMS went to this number;
+* ``captcha:new:addr:<h>``, ``captcha:new:flow:<h>`` — images drawn in the current minute for
+  one client address and for one flow (a page's session): a new image costs a bot nothing
+  but our CPU, so it is rationed like any other attempt.
 
 Any store error propagates as :class:`idp.ports.StoreUnavailable`: callers answer 503 rather
 than skip the captcha (fail closed).
@@ -25,6 +28,7 @@ import re
 import secrets
 import unicodedata
 
+from idp.domain.errors import Throttled
 from idp.ports import CaptchaRenderer, EphemeralStore
 
 # Digits only: the same keys on Russian and Latin keyboard layouts, and 0/1 are left out
@@ -34,6 +38,17 @@ DEFAULT_ALPHABET = "23456789"
 _HOMOGLYPHS = str.maketrans("АВЕКМНОРСТУХ", "ABEKMHOPCTYX")
 _CHALLENGE_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _MAX_ANSWER = 64
+# New images per minute. A person who mistypes or asks for another picture needs a handful;
+# one address may be a carrier's NAT shared by many people, so its allowance is larger.
+NEW_PER_FLOW = 6
+NEW_PER_ADDRESS = 30
+NEW_WINDOW = 60
+
+
+class CaptchaThrottled(Throttled):
+    """Too many new images for one flow or address; ``retry_after`` in seconds."""
+
+    code = "captcha_throttled"
 
 
 def normalize_answer(answer: str) -> str:
@@ -52,7 +67,8 @@ def _key_hash(value: str) -> str:
 
 
 class CaptchaService:
-    """Issues single-use image challenges and checks answers."""
+    """Issues single-use image challenges, at most ``per_flow`` per flow and ``per_address``
+    per client address in ``window`` seconds, and checks answers."""
 
     def __init__(
         self,
@@ -61,26 +77,49 @@ class CaptchaService:
         ttl: int = 300,
         length: int = 5,
         alphabet: str = DEFAULT_ALPHABET,
+        per_flow: int = NEW_PER_FLOW,
+        per_address: int = NEW_PER_ADDRESS,
+        window: int = NEW_WINDOW,
     ) -> None:
         if len(set(alphabet)) < 2 or normalize_answer(alphabet) != alphabet:
             # Characters the normalisation changes could never be answered correctly.
             raise ValueError("captcha alphabet must be distinct upper-case, width-normal symbols")
         if not 4 <= length <= 12 or ttl <= 0:
             raise ValueError("captcha length must be 4-12 and ttl positive")
+        if min(per_flow, per_address, window) <= 0:
+            raise ValueError("captcha image limits and window must be positive")
         self._store = store
+        self._limits = ((per_address, "addr"), (per_flow, "flow"))
+        self._window = window
         self._renderer = renderer
         self._alphabet = alphabet
         self.ttl = ttl
         self.length = length
 
-    def new(self) -> tuple[str, bytes]:
+    def new(self, address: str, flow: str | None = None) -> tuple[str, bytes]:
         """A fresh challenge: ``(challenge_id, png_bytes)``; the answer lives only in the
-        image. The id goes in the form; it names the stored digest and nothing else."""
+        image. The id goes in the form; it names the stored digest and nothing else.
+
+        Raises :class:`CaptchaThrottled` when ``address`` or ``flow`` (any stable name of the
+        person's flow, e.g. a session's) has had its images for this window; nothing is drawn
+        then. Every call counts, refused ones too, so hammering does not reopen the window.
+        """
+        self._ration(address, flow)
         text = "".join(secrets.choice(self._alphabet) for _ in range(self.length))
         challenge_id = secrets.token_urlsafe(18)
         png = self._renderer.render(text)
         self._store.set(f"captcha:{challenge_id}", _digest(challenge_id, text), self.ttl)
         return challenge_id, png
+
+    def _ration(self, address: str, flow: str | None) -> None:
+        wait = 0
+        for (limit, kind), value in zip(self._limits, (address, flow), strict=True):
+            if value:
+                key = f"captcha:new:{kind}:{_key_hash(value)}"
+                if self._store.incr(key, self._window) > limit:
+                    wait = max(wait, self._store.ttl(key), 1)
+        if wait:
+            raise CaptchaThrottled(wait)
 
     def check(self, challenge_id: str, answer: str) -> bool:
         """True once for the right answer. The challenge is consumed by the first check,

@@ -123,7 +123,7 @@ def build_services(
         clock=clock,
         verifier=verifier,
         delivery=delivery,
-        captcha=CaptchaService(store, renderer),
+        captcha=CaptchaService(store, renderer, per_address=settings.captcha_images_per_address),
         captcha_policy=CaptchaPolicy(store),
         password_policy=password_policy,
         legacy=legacy,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import secrets
+import struct
 
 from flask import redirect, render_template, request, session, url_for
 from flask_babel import gettext, lazy_gettext
 
 from idp.domain.errors import Throttled
 from idp.ports import DeliveryFailed
+from idp.services.captcha import CaptchaThrottled
 from idp.services.delivery import SmsRefused, mask_contact
 from idp.services.passwords import MAX_PASSWORD_LENGTH
 from idp.services.registration import IllegalTransition
@@ -70,9 +73,38 @@ def password_error(exc) -> str:
     return fallback or gettext("Этот пароль не подходит. Придумайте другой.")
 
 
-def new_captcha() -> dict:
-    challenge, png = services().captcha.new()
-    return {"id": challenge, "src": "data:image/png;base64," + base64.b64encode(png).decode()}
+def new_captcha(flow: str | None = None) -> dict:
+    """A fresh picture for a page: ``{"id", "src", "width", "height"}``, or
+    ``{"throttled": seconds}`` when this ``flow`` (by default the browser session's) or this
+    address had its share of new pictures; the page then says when to try again."""
+    if flow is None:
+        flow = session.setdefault("captcha_flow", secrets.token_urlsafe(12))
+    try:
+        challenge, png = services().captcha.new(client_address(), flow)
+    except CaptchaThrottled as exc:
+        return {"throttled": exc.retry_after}
+    # The PNG header (IHDR) holds the size: the page reserves the picture's place.
+    width, height = struct.unpack(">II", png[16:24])
+    return {
+        "id": challenge,
+        "src": "data:image/png;base64," + base64.b64encode(png).decode(),
+        "width": width,
+        "height": height,
+    }
+
+
+def captcha_status(captcha: dict | None) -> tuple[int, dict]:
+    """``(status, headers)`` for a page that shows ``captcha``: 429 with Retry-After when no
+    picture could be drawn, else ``(0, {})`` (the page's own status stands)."""
+    if captcha and "throttled" in captcha:
+        return 429, {"Retry-After": str(captcha["throttled"])}
+    return 0, {}
+
+
+def captcha_shown(form) -> bool:
+    """Whether the submitted form carried a picture: a form that had none gets one, with
+    its prompt and no error."""
+    return bool(form.get("captcha_id"))
 
 
 def captcha_needed(contact_key: str | None, phone: str | None = None) -> bool:

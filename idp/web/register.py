@@ -19,6 +19,8 @@ from idp.web.forms import (
     ERRORS,
     captcha_needed,
     captcha_ok,
+    captcha_shown,
+    captcha_status,
     confirm_code_step,
     flow_id,
     forget_flow,
@@ -34,16 +36,24 @@ bp = Blueprint("register", __name__)
 DELIVERY_FAILED = lazy_gettext("Не удалось отправить сообщение. Попробуйте позже.")
 
 
-def _step1(form=None, errors=None, status=200):
+def _step1(form=None, errors=None, status=200, captcha=False):
+    """Step 1. A picture is shown when ``captcha`` asks for one, when the policy already
+    wants one from this address, or after a wrong answer."""
     form = form or {}
-    needs = captcha_needed(None) or bool(errors and "captcha" in errors)
-    return render_template(
-        "register/step1.html",
-        form=form,
-        errors=errors or {},
-        regions=REGIONS,
-        captcha=new_captcha() if needs else None,
-    ), status
+    needs = captcha or captcha_needed(None) or bool(errors and "captcha" in errors)
+    picture = new_captcha() if needs else None
+    throttled, headers = captcha_status(picture)
+    return (
+        render_template(
+            "register/step1.html",
+            form=form,
+            errors=errors or {},
+            regions=REGIONS,
+            captcha=picture,
+        ),
+        throttled or status,
+        headers,
+    )
 
 
 @bp.get("/register")
@@ -54,6 +64,9 @@ def start():
 @bp.post("/register")
 def submit():
     form = request.form
+    if form.get("captcha_refresh"):
+        # «Другая картинка»: the same page with a new picture; nothing is submitted.
+        return _step1(form, captcha=True)
     contact = form.get("contact", "")
     try:
         kind, value = parse_login(contact)
@@ -61,8 +74,12 @@ def submit():
         kind, value = None, None
     policy = services().captcha_policy
     policy.note_attempt(client_address(), value)
-    if captcha_needed(value, value if kind == "phone" else None) and not captcha_ok(form):
-        return _step1(form, {"captcha": ERRORS["captcha"]}, 400)
+    if captcha_needed(value, value if kind == "phone" else None):
+        if not captcha_shown(form):
+            # The first picture for this person: its prompt only, no "wrong code".
+            return _step1(form, status=400, captcha=True)
+        if not captcha_ok(form):
+            return _step1(form, {"captcha": ERRORS["captcha"]}, 400)
     try:
         started = services().registration.start(
             form.get("family_name", ""),
@@ -190,17 +207,25 @@ def password():
 def legacy():
     flow = _flow()
     error, status = None, 200
-    if request.method == "POST":
-        if not captcha_ok(request.form):
+    if request.method == "POST" and not request.form.get("captcha_refresh"):
+        if not captcha_shown(request.form):
+            status = 400  # the page had no picture (too many): one now, and no "wrong code"
+        elif not captcha_ok(request.form):
             error, status = ERRORS["captcha"], 400
         elif services().registration.upgrade_legacy(flow.id, request.form.get("password", "")):
             forget_flow("register")
             return redirect(url_for("auth.login", upgraded="1"), code=303)
         else:
             error, status = "wrong_password", 400
-    return render_template(
-        "register/legacy.html",
-        error=error,
-        masked=mask_contact(flow.contact_value),
-        captcha=new_captcha(),
-    ), status
+    picture = new_captcha(flow.id)
+    throttled, headers = captcha_status(picture)
+    return (
+        render_template(
+            "register/legacy.html",
+            error=error,
+            masked=mask_contact(flow.contact_value),
+            captcha=picture,
+        ),
+        throttled or status,
+        headers,
+    )

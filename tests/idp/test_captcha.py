@@ -4,6 +4,7 @@ failing closed. Storage behaviour runs on both profiles of ``live`` (memory stor
 from __future__ import annotations
 
 import io
+import random
 import threading
 
 import pytest
@@ -12,7 +13,12 @@ from PIL import Image
 from idp.adapters.captcha_image import FixedCaptchaRenderer, ImageCaptchaRenderer
 from idp.adapters.store_redis import RedisStore
 from idp.ports import StoreUnavailable
-from idp.services.captcha import DEFAULT_ALPHABET, CaptchaPolicy, CaptchaService
+from idp.services.captcha import (
+    DEFAULT_ALPHABET,
+    CaptchaPolicy,
+    CaptchaService,
+    CaptchaThrottled,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ADDRESS = "203.0.113.7"
@@ -31,12 +37,29 @@ def closed_store() -> RedisStore:
 # --- rendering -------------------------------------------------------------------------------
 
 
-def test_image_renderer_returns_a_png_of_200_by_70():
+def test_image_renderer_returns_a_png_of_320_by_90():
     png = ImageCaptchaRenderer().render("48273")
     assert png.startswith(PNG_MAGIC)
     image = Image.open(io.BytesIO(png))
     assert image.format == "PNG"
-    assert image.size == (200, 70)
+    assert image.size == (320, 90)
+
+
+def test_image_renderer_draws_dark_ink_on_a_light_ground():
+    """Enough contrast for people: ink at most 60 per channel, ground at least 236."""
+    image = Image.open(io.BytesIO(ImageCaptchaRenderer().render("48273"))).convert("L")
+    darkest, lightest = image.getextrema()
+    assert darkest <= 60 and lightest >= 230
+    histogram = image.histogram()
+    assert sum(histogram[:80]) > 0.05 * sum(histogram)  # the glyphs are really drawn
+
+
+def test_image_renderer_with_a_seed_draws_the_same_image_and_without_one_never():
+    assert ImageCaptchaRenderer(rng=random.Random(1)).render("48273") == ImageCaptchaRenderer(
+        rng=random.Random(1)
+    ).render("48273")
+    renderer = ImageCaptchaRenderer()
+    assert renderer.render("48273") != renderer.render("48273")
 
 
 def test_image_renderer_is_safe_from_several_threads():
@@ -70,6 +93,8 @@ def test_alphabet_must_survive_normalisation():
         CaptchaService(None, renderer, alphabet="abc")  # lower case: answers are upper-cased
     with pytest.raises(ValueError):
         CaptchaService(None, renderer, length=2)
+    with pytest.raises(ValueError):
+        CaptchaService(None, renderer, per_flow=0)
 
 
 # --- challenges ------------------------------------------------------------------------------
@@ -77,7 +102,7 @@ def test_alphabet_must_survive_normalisation():
 
 def test_new_challenge_shows_the_answer_only_in_the_image(live):
     captcha, renderer = service(live)
-    challenge_id, png = captcha.new()
+    challenge_id, png = captcha.new(ADDRESS)
     answer = renderer.last
     assert png.startswith(PNG_MAGIC)
     assert len(answer) == 5 and set(answer) <= set(DEFAULT_ALPHABET)
@@ -88,7 +113,7 @@ def test_new_challenge_shows_the_answer_only_in_the_image(live):
 
 def test_right_answer_passes_once(live):
     captcha, renderer = service(live)
-    challenge_id, _ = captcha.new()
+    challenge_id, _ = captcha.new(ADDRESS)
     answer = renderer.last
     assert captcha.check(challenge_id, answer) is True
     assert captcha.check(challenge_id, answer) is False  # single use
@@ -97,7 +122,7 @@ def test_right_answer_passes_once(live):
 
 def test_wrong_answer_burns_the_challenge(live):
     captcha, renderer = service(live)
-    challenge_id, _ = captcha.new()
+    challenge_id, _ = captcha.new(ADDRESS)
     answer = renderer.last
     wrong = "".join("2" if ch != "2" else "3" for ch in answer)
     assert captcha.check(challenge_id, wrong) is False
@@ -107,7 +132,7 @@ def test_wrong_answer_burns_the_challenge(live):
 def test_answers_are_compared_after_normalisation(live):
     renderer = FixedCaptchaRenderer()
     captcha = CaptchaService(live.store, renderer, alphabet="ABEKMX23")
-    challenge_id, _ = captcha.new()
+    challenge_id, _ = captcha.new(ADDRESS)
     answer = renderer.last
     # Lower case, spaces, full-width forms and Cyrillic look-alikes all count as typed right.
     typed = " ".join(answer.lower().translate(str.maketrans("abekmx2", "аВеКмх２")))
@@ -116,9 +141,9 @@ def test_answers_are_compared_after_normalisation(live):
 
 def test_each_challenge_is_independent(live):
     captcha, renderer = service(live)
-    first, _ = captcha.new()
+    first, _ = captcha.new(ADDRESS)
     first_answer = renderer.last
-    second, _ = captcha.new()
+    second, _ = captcha.new(ADDRESS)
     second_answer = renderer.last
     assert first != second
     if first_answer != second_answer:
@@ -141,14 +166,14 @@ def test_unknown_id_fails(live):
 
 def test_oversized_answer_fails_and_still_burns(live):
     captcha, renderer = service(live)
-    challenge_id, _ = captcha.new()
+    challenge_id, _ = captcha.new(ADDRESS)
     assert captcha.check(challenge_id, renderer.last + " " * 100) is False
     assert captcha.check(challenge_id, renderer.last) is False
 
 
 def test_parallel_checks_of_one_challenge_pass_exactly_once(live):
     captcha, renderer = service(live)
-    challenge_id, _ = captcha.new()
+    challenge_id, _ = captcha.new(ADDRESS)
     answer = renderer.last
     barrier = threading.Barrier(16)
     results: list[bool] = []
@@ -167,17 +192,61 @@ def test_parallel_checks_of_one_challenge_pass_exactly_once(live):
 
 def test_challenge_expires(live):
     captcha, renderer = service(live, ttl=120)
-    challenge_id, _ = captcha.new()
+    challenge_id, _ = captcha.new(ADDRESS)
     assert 0 < live.store.ttl(f"captcha:{challenge_id}") <= 120
     if live.profile == "embedded":
         live.clock.advance(121)
         assert captcha.check(challenge_id, renderer.last) is False
 
 
+# --- new images are rationed ---------------------------------------------------------------
+
+
+def test_new_images_per_flow_are_limited(live):
+    captcha = CaptchaService(live.store, FixedCaptchaRenderer(), per_flow=3, window=60)
+    for _ in range(3):
+        captcha.new(ADDRESS, "flow-a")
+    with pytest.raises(CaptchaThrottled) as refused:
+        captcha.new(ADDRESS, "flow-a")
+    assert 0 < refused.value.retry_after <= 60
+    captcha.new(ADDRESS, "flow-b")  # another flow from the same address still gets one
+
+
+def test_new_images_per_address_are_limited(live):
+    captcha = CaptchaService(live.store, FixedCaptchaRenderer(), per_address=4, window=60)
+    for flow in "abcd":
+        captcha.new(ADDRESS, flow)
+    with pytest.raises(CaptchaThrottled):
+        captcha.new(ADDRESS, "e")  # a fresh flow does not help
+    captcha.new("198.51.100.1", "e")
+
+
+def test_refused_images_draw_nothing_and_the_window_ends(live):
+    renderer = FixedCaptchaRenderer()
+    captcha = CaptchaService(live.store, renderer, per_flow=1, window=60)
+    captcha.new(ADDRESS, "flow")
+    for _ in range(3):
+        with pytest.raises(CaptchaThrottled):
+            captcha.new(ADDRESS, "flow")
+    assert len(renderer.texts) == 1
+    if live.profile == "embedded":
+        live.clock.advance(61)
+        captcha.new(ADDRESS, "flow")
+        assert len(renderer.texts) == 2
+
+
+def test_rate_keys_hold_no_address_in_clear(live):
+    captcha = CaptchaService(live.store, FixedCaptchaRenderer())
+    captcha.new(ADDRESS, "flow-secret")
+    keys = _policy_keys(live, "captcha:new:")
+    assert len(keys) == 2
+    assert not any(ADDRESS in k or "flow-secret" in k for k in keys)
+
+
 def test_store_down_propagates_store_unavailable():
     captcha = CaptchaService(closed_store(), FixedCaptchaRenderer())
     with pytest.raises(StoreUnavailable):
-        captcha.new()
+        captcha.new(ADDRESS, "flow")
     with pytest.raises(StoreUnavailable):
         captcha.check("A" * 24, "23456")
 
