@@ -15,6 +15,8 @@ from idp.web.forms import (
     ERRORS,
     captcha_needed,
     captcha_ok,
+    captcha_shown,
+    captcha_status,
     confirm_code_step,
     flow_id,
     forget_flow,
@@ -28,14 +30,22 @@ from idp.web.forms import (
 bp = Blueprint("recover", __name__)
 
 
-def _form(login="", errors=None, status=200):
-    needs = captcha_needed(None) or bool(errors and "captcha" in errors)
-    return render_template(
-        "recover/start.html",
-        login=login,
-        errors=errors or {},
-        captcha=new_captcha() if needs else None,
-    ), status
+def _form(login="", errors=None, status=200, captcha=False):
+    """The first step. A picture is shown when ``captcha`` asks for one, when the policy
+    already wants one from this address, or after a wrong answer."""
+    needs = captcha or captcha_needed(None) or bool(errors and "captcha" in errors)
+    picture = new_captcha() if needs else None
+    throttled, headers = captcha_status(picture)
+    return (
+        render_template(
+            "recover/start.html",
+            login=login,
+            errors=errors or {},
+            captcha=picture,
+        ),
+        throttled or status,
+        headers,
+    )
 
 
 @bp.get("/recover")
@@ -52,8 +62,12 @@ def submit():
         return _form(login, {"login": ERRORS["login"]}, 400)
     policy = services().captcha_policy
     policy.note_attempt(client_address(), value)
-    if captcha_needed(value, value if kind == "phone" else None) and not captcha_ok(request.form):
-        return _form(login, {"captcha": ERRORS["captcha"]}, 400)
+    if captcha_needed(value, value if kind == "phone" else None):
+        if not captcha_shown(request.form):
+            # The first picture for this person: its prompt only, no "wrong code".
+            return _form(login, status=400, captcha=True)
+        if not captcha_ok(request.form):
+            return _form(login, {"captcha": ERRORS["captcha"]}, 400)
     try:
         flow = services().recovery.start(login, client_address())
     except (SmsRefused, DeliveryFailed):

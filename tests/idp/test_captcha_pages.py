@@ -104,3 +104,25 @@ def test_pictures_per_address_follow_the_setting(make_live):
         http = requests.Session()  # a new flow each time: only the address counts
         statuses.append(refresh(http, live, http.get(f"{live.url}/register").text).status_code)
     assert statuses == [200, 200, 429]
+
+
+def test_recovery_first_picture_has_the_prompt_and_no_error(live):
+    # An SMS went to the number: recovery for it now needs a captcha first.
+    assert step1(requests.Session(), live, PHONE).status_code == 303
+    http = requests.Session()
+    page = http.get(f"{live.url}/recover")
+    assert captcha_id(page.text) is None
+
+    def recover(html, **extra):
+        data = {"csrf_token": csrf_of(html), "login": PHONE, **extra}
+        return http.post(f"{live.url}/recover", data=data, allow_redirects=False)
+
+    first = recover(page.text)
+    assert first.status_code == 400
+    assert captcha_id(first.text) and PROMPT in first.text
+    assert WRONG not in first.text
+    assert "555-77-01" in first.text or "5557701" in first.text  # the login is kept
+
+    wrong = recover(first.text, captcha_id=captcha_id(first.text), captcha="ZZZZZ")
+    assert wrong.status_code == 400
+    assert WRONG in wrong.text
