@@ -233,6 +233,13 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         )
 
     alg = env.get("IDP_SIGNING_ALG", "ES256")
+    lockout_base = _int(env, "IDP_LOGIN_LOCKOUT_BASE", 30)
+    lockout_max = _int(env, "IDP_LOGIN_LOCKOUT_MAX", 3600)
+    if lockout_max < lockout_base:
+        raise ConfigError(
+            f"IDP_LOGIN_LOCKOUT_MAX ({lockout_max}) must be at least "
+            f"IDP_LOGIN_LOCKOUT_BASE ({lockout_base})"
+        )
     if alg not in ("ES256", "RS256"):
         raise ConfigError(f"IDP_SIGNING_ALG must be ES256 or RS256, got {alg!r}")
 
@@ -285,6 +292,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         resources=resources,
         default_signing_alg=alg,
         login_max_failures=_int(env, "IDP_LOGIN_MAX_FAILURES", 10),
+        login_lockout_base=lockout_base,
+        login_lockout_max=lockout_max,
         address_max_failures=_int(env, "IDP_ADDRESS_MAX_FAILURES", 50),
         captcha_images_per_address=_int(env, "IDP_CAPTCHA_IMAGES_PER_ADDRESS", 30),
         trusted_proxies=_int(env, "IDP_TRUSTED_PROXIES", 0, minimum=0),

@@ -254,3 +254,17 @@ def test_production_needs_real_delivery(tmp_path):
     refused(dev(tmp_path, IDP_SMS_GATEWAY_URL="ftp://x"), "IDP_SMS_GATEWAY_URL")
     assert load_settings(dev(tmp_path)).dev_outbox is True
     assert load_settings(prod(tmp_path)).dev_outbox is False
+
+
+def test_lockout_windows_from_the_environment(tmp_path):
+    settings = load_settings(
+        dev(tmp_path, IDP_LOGIN_LOCKOUT_BASE="60", IDP_LOGIN_LOCKOUT_MAX="900")
+    )
+    assert (settings.login_lockout_base, settings.login_lockout_max) == (60, 900)
+    defaults = load_settings(dev(tmp_path))
+    assert (defaults.login_lockout_base, defaults.login_lockout_max) == (30, 3600)
+    refused(dev(tmp_path, IDP_LOGIN_LOCKOUT_BASE="0"), "IDP_LOGIN_LOCKOUT_BASE")
+    refused(
+        dev(tmp_path, IDP_LOGIN_LOCKOUT_BASE="600", IDP_LOGIN_LOCKOUT_MAX="60"),
+        "IDP_LOGIN_LOCKOUT_MAX",
+    )
