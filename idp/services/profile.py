@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from idp.adapters.sql.models import SsoSession, User, Verification
 from idp.domain.contacts import parse_login
 from idp.domain.errors import AuthenticationFailed, Conflict, NotFound, ValidationError
+from idp.persistence import UnitOfWork
 from idp.services.registration import IllegalTransition
 from idp.services.verification import ContactVerifier
 
@@ -36,6 +37,7 @@ class ProfileService:
     def __init__(
         self,
         session: Session,
+        uow: UnitOfWork,
         verifier: ContactVerifier,
         delivery,
         hasher,
@@ -46,6 +48,7 @@ class ProfileService:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._db = session
+        self._uow = uow
         self._verifier = verifier
         self._delivery = delivery
         self._hasher = hasher
@@ -78,8 +81,8 @@ class ProfileService:
         )
         if keep:
             query = query.where(SsoSession.id != keep)
-        self._db.execute(query.values(revoked_at=now))
-        self._db.commit()
+        with self._uow.transaction():
+            self._db.execute(query.values(revoked_at=now))
 
     # --- password -------------------------------------------------------------------------
 
@@ -90,17 +93,19 @@ class ProfileService:
         self._policy.check(
             new, [user.family_name, user.given_name, user.middle_name, user.phone, user.email]
         )
-        now = self._now()
-        user.password_hash = self._hasher.hash(new)
-        user.password_changed_at = user.updated_at = now
-        self._db.commit()
-        # Other sessions and every refresh token end; this browser stays signed in.
-        self._end_other_sessions(user.id, keep=session_id)
-        self._tokens.revoke_for(user.id)
-        for kind, value in (("email", user.email), ("phone", user.phone)):
-            if value:
-                self._delivery.notify_contact(kind, value, "password_changed", address=address)
-                break
+        password_hash = self._hasher.hash(new)
+        # One unit of work: the new password, the end of other sessions and of every refresh
+        # token (this browser stays signed in), and the notice, or none of them.
+        with self._uow.transaction():
+            now = self._now()
+            user.password_hash = password_hash
+            user.password_changed_at = user.updated_at = now
+            self._end_other_sessions(user.id, keep=session_id)
+            self._tokens.revoke_for(user.id)
+            for kind, value in (("email", user.email), ("phone", user.phone)):
+                if value:
+                    self._delivery.notify_contact(kind, value, "password_changed", address=address)
+                    break
 
     # --- contacts -------------------------------------------------------------------------
 
@@ -114,6 +119,10 @@ class ProfileService:
             raise ValidationError("enter a mobile number or an e-mail", "contact") from None
         if value in (user.phone, user.email):
             raise ValidationError("this is already your contact", "contact")
+        with self._uow.transaction():
+            return self._start_change(user, kind, value, address)
+
+    def _start_change(self, user: User, kind: str, value: str, address: str) -> Verification:
         column = User.phone if kind == "phone" else User.email
         taken = self._db.scalar(select(User.id).where(column == value)) is not None
         now = self._now()
@@ -149,7 +158,6 @@ class ProfileService:
         if taken:  # the same answer, but a flow that can never complete
             self._verifier.blind(row)
         self._db.add(row)
-        self._db.commit()
         return row
 
     def get_change(self, user: User, flow_id: str | None) -> Verification:
@@ -170,28 +178,34 @@ class ProfileService:
         return self._replace(row, address)
 
     def _replace(self, row: Verification, address: str) -> User:
-        user = self._db.get(User, row.user_id)
-        old = user.phone if row.contact_kind == "phone" else user.email
-        if row.contact_kind == "phone":
-            user.phone, user.phone_verified = row.contact_value, True
-        else:
-            user.email, user.email_verified = row.contact_value, True
-        user.updated_at = self._now()
-        try:
-            self._db.commit()
-        except IntegrityError:
-            self._db.rollback()
-            raise Conflict("the contact was taken meanwhile") from None
-        # Tell the account through a contact it already had: the replaced one, or else the
-        # other kind (adding an e-mail is announced to the phone).
-        other_kind = "email" if row.contact_kind == "phone" else "phone"
-        other = user.email if other_kind == "email" else user.phone
-        if old:
-            self._delivery.notify_contact(row.contact_kind, old, "contact_changed", address=address)
-        elif other:
-            self._delivery.notify_contact(
-                other_kind, other, "contact_added", address=address, new_contact=row.contact_value
-            )
+        with self._uow.transaction():
+            user = self._db.get(User, row.user_id)
+            old = user.phone if row.contact_kind == "phone" else user.email
+            if row.contact_kind == "phone":
+                user.phone, user.phone_verified = row.contact_value, True
+            else:
+                user.email, user.email_verified = row.contact_value, True
+            user.updated_at = self._now()
+            try:
+                self._db.flush()
+            except IntegrityError:
+                raise Conflict("the contact was taken meanwhile") from None
+            # Tell the account through a contact it already had: the replaced one, or else
+            # the other kind (adding an e-mail is announced to the phone).
+            other_kind = "email" if row.contact_kind == "phone" else "phone"
+            other = user.email if other_kind == "email" else user.phone
+            if old:
+                self._delivery.notify_contact(
+                    row.contact_kind, old, "contact_changed", address=address
+                )
+            elif other:
+                self._delivery.notify_contact(
+                    other_kind,
+                    other,
+                    "contact_added",
+                    address=address,
+                    new_contact=row.contact_value,
+                )
         return user
 
     # --- sessions -------------------------------------------------------------------------

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from idp.adapters.sql.models import Client, SessionClient, SsoSession, User
+from idp.persistence import UnitOfWork
 from idp.services.crypto import new_token, sha256_hex
 
 
@@ -31,11 +32,13 @@ class SessionService:
     def __init__(
         self,
         session: Session,
+        uow: UnitOfWork,
         session_ttl: int,
         remember_me_ttl: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._db = session
+        self._uow = uow
         self._ttl = session_ttl
         self._remember_ttl = remember_me_ttl
         self._clock = clock
@@ -50,10 +53,22 @@ class SessionService:
         user_agent: str | None,
         previous_cookie: str | None = None,
     ) -> OpenedSession:
-        if previous_cookie:
-            old = self.current(previous_cookie)
-            if old is not None:
-                self.end(old)
+        with self._uow.transaction():
+            if previous_cookie:
+                old = self.current(previous_cookie)
+                if old is not None:
+                    self.end(old)
+            return self._open(user, amr, acr, remember, ip, user_agent)
+
+    def _open(
+        self,
+        user: User,
+        amr: list[str],
+        acr: str | None,
+        remember: bool,
+        ip: str | None,
+        user_agent: str | None,
+    ) -> OpenedSession:
         now = int(self._clock())
         ttl = self._remember_ttl if remember else self._ttl
         secret = new_token(32)
@@ -72,7 +87,6 @@ class SessionService:
             expires_at=now + ttl,
         )
         self._db.add(row)
-        self._db.commit()
         return OpenedSession(row, secret, ttl if remember else None)
 
     def current(self, cookie_value: str | None) -> SsoSession | None:
@@ -95,11 +109,15 @@ class SessionService:
         """Remember that ``client_id`` received tokens in this session (for logout)."""
         if self._db.get(SessionClient, (session_id, client_id)) is not None:
             return
-        self._db.add(SessionClient(session_id=session_id, client_id=client_id))
-        try:
-            self._db.commit()
-        except IntegrityError:
-            self._db.rollback()
+        # A parallel token request may insert the same pair: ignore it rather than fail, as
+        # an IntegrityError would end the caller's whole unit of work.
+        dialect = postgresql if self._db.get_bind().dialect.name == "postgresql" else sqlite
+        with self._uow.transaction():
+            self._db.execute(
+                dialect.insert(SessionClient)
+                .values(session_id=session_id, client_id=client_id)
+                .on_conflict_do_nothing()
+            )
 
     def clients_of(self, session_id: str) -> list[Client]:
         return list(
@@ -112,12 +130,12 @@ class SessionService:
 
     def end(self, row: SsoSession) -> bool:
         """End a session; True when this call ended it (it was still live)."""
-        ended = self._db.execute(
-            update(SsoSession)
-            .where(SsoSession.id == row.id, SsoSession.revoked_at.is_(None))
-            .values(revoked_at=int(self._clock()))
-        ).rowcount
-        self._db.commit()
+        with self._uow.transaction():
+            ended = self._db.execute(
+                update(SsoSession)
+                .where(SsoSession.id == row.id, SsoSession.revoked_at.is_(None))
+                .values(revoked_at=int(self._clock()))
+            ).rowcount
         return ended == 1
 
     def list_for(self, user_id: str) -> list[SsoSession]:
