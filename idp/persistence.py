@@ -1,4 +1,4 @@
-"""Persistence ports: the unit of work and the token store, as Protocols.
+"""Persistence ports: the unit of work, the token store and the session store, as Protocols.
 
 A use case runs in one :meth:`UnitOfWork.transaction`: everything it writes is committed
 together when the block ends, or nothing is when it raises. Blocks nest: an inner block
@@ -6,7 +6,7 @@ joins the transaction of the outer one, so a service method that opens its own b
 also run as a step of a larger use case (the token endpoint, logout).
 
 The SQL adapters live in :mod:`idp.adapters.sql`; the in-memory twins in
-:mod:`idp.adapters.tokens_memory` serve unit tests that need no database server.
+:mod:`idp.adapters.persistence_memory` serve unit tests that need no database server.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from idp.adapters.sql.models import AuthorizationCode, Grant
+from idp.adapters.sql.models import AuthorizationCode, Client, Grant, SsoSession
 
 
 class UnitOfWork(Protocol):
@@ -73,3 +73,31 @@ class TokenStore(Protocol):
     def revoke_for(
         self, user_id: str, now: int, client_id: str | None = None, sid: str | None = None
     ) -> int: ...
+
+
+class SessionStore(Protocol):
+    """SSO sessions of browsers and the clients that received tokens in each."""
+
+    def add(self, session: SsoSession) -> None: ...
+
+    def get(self, session_id: str) -> SsoSession | None: ...
+
+    def by_token_hash(self, token_hash: str) -> SsoSession | None: ...
+
+    def end(self, session_id: str, now: int) -> bool:
+        """``UPDATE … SET revoked_at WHERE revoked_at IS NULL``; True for the one winner."""
+        ...
+
+    def end_all(self, user_id: str, now: int, keep: str | None = None) -> int:
+        """End every live session of the account but ``keep``."""
+        ...
+
+    def live_for(self, user_id: str, now: int) -> list[SsoSession]:
+        """The account's live sessions, newest first."""
+        ...
+
+    def note_client(self, session_id: str, client_id: str) -> None:
+        """Remember ``client_id`` for the session; a pair already there is left as it is."""
+        ...
+
+    def clients_of(self, session_id: str) -> list[Client]: ...

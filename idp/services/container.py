@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from idp.adapters.sql.models import User
+from idp.adapters.sql.sessions import SqlSessionStore
 from idp.adapters.sql.tokens import SqlTokenStore
 from idp.adapters.sql.uow import SqlUnitOfWork
 from idp.config import Settings
@@ -87,7 +88,14 @@ def build_services(
         uow=uow,
     )
     users = UserService(session, uow, hasher, clock)
-    sessions = SessionService(session, uow, settings.session_ttl, settings.remember_me_ttl, clock)
+    sessions = SessionService(
+        SqlSessionStore(session),
+        uow,
+        users.get,
+        settings.session_ttl,
+        settings.remember_me_ttl,
+        clock,
+    )
     tokens = TokenService(
         SqlTokenStore(session),
         uow,
@@ -158,6 +166,7 @@ def build_services(
             delivery,
             hasher,
             password_policy,
+            sessions,
             tokens,
             settings.issuer,
             clock,
@@ -170,6 +179,7 @@ def build_services(
             hasher,
             password_policy,
             throttle,
+            sessions,
             tokens,
             settings.issuer,
             clock,

@@ -19,11 +19,11 @@ import time
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from idp.adapters.sql.models import SsoSession, User, Verification
+from idp.adapters.sql.models import User, Verification
 from idp.domain.contacts import parse_login
 from idp.domain.errors import AuthenticationFailed, Conflict, NotFound, ValidationError
 from idp.persistence import UnitOfWork
@@ -43,6 +43,7 @@ class ProfileService:
         hasher,
         policy,
         throttle,
+        sessions,
         tokens,
         issuer: str,
         clock: Callable[[], float] = time.time,
@@ -54,6 +55,7 @@ class ProfileService:
         self._hasher = hasher
         self._policy = policy
         self._throttle = throttle
+        self._sessions = sessions
         self._tokens = tokens
         self._issuer = issuer
         self._clock = clock
@@ -74,16 +76,6 @@ class ProfileService:
             raise AuthenticationFailed("wrong current password")
         self._throttle.succeeded(account)
 
-    def _end_other_sessions(self, user_id: str, keep: str | None) -> None:
-        now = self._now()
-        query = update(SsoSession).where(
-            SsoSession.user_id == user_id, SsoSession.revoked_at.is_(None)
-        )
-        if keep:
-            query = query.where(SsoSession.id != keep)
-        with self._uow.transaction():
-            self._db.execute(query.values(revoked_at=now))
-
     # --- password -------------------------------------------------------------------------
 
     def change_password(
@@ -100,7 +92,7 @@ class ProfileService:
             now = self._now()
             user.password_hash = password_hash
             user.password_changed_at = user.updated_at = now
-            self._end_other_sessions(user.id, keep=session_id)
+            self._sessions.end_all(user.id, keep=session_id)
             self._tokens.revoke_for(user.id)
             for kind, value in (("email", user.email), ("phone", user.phone)):
                 if value:
@@ -211,4 +203,4 @@ class ProfileService:
     # --- sessions -------------------------------------------------------------------------
 
     def end_other_sessions(self, user: User, session_id: str) -> None:
-        self._end_other_sessions(user.id, keep=session_id)
+        self._sessions.end_all(user.id, keep=session_id)

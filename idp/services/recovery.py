@@ -17,10 +17,10 @@ import time
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idp.adapters.sql.models import SsoSession, User, Verification
+from idp.adapters.sql.models import User, Verification
 from idp.domain.contacts import parse_login
 from idp.domain.errors import ValidationError
 from idp.persistence import UnitOfWork
@@ -40,6 +40,7 @@ class RecoveryService:
         delivery,
         hasher,
         policy,
+        sessions,
         tokens,
         issuer: str,
         clock: Callable[[], float] = time.time,
@@ -50,6 +51,7 @@ class RecoveryService:
         self._delivery = delivery
         self._hasher = hasher
         self._policy = policy
+        self._sessions = sessions
         self._tokens = tokens
         self._issuer = issuer
         self._clock = clock
@@ -147,10 +149,6 @@ class RecoveryService:
             user.password_hash = password_hash
             user.password_changed_at = user.updated_at = now
             row.state, row.completed_at = "completed", now
-            self._db.execute(
-                update(SsoSession)
-                .where(SsoSession.user_id == user.id, SsoSession.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
+            self._sessions.end_all(user.id)
             self._tokens.revoke_for(user.id)
         return user

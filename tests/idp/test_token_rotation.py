@@ -18,10 +18,10 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 from sqlalchemy.orm import sessionmaker
 
+from idp.adapters.persistence_memory import MemoryTokenStore, MemoryUnitOfWork
 from idp.adapters.sql.models import Client, Grant, User
 from idp.adapters.sql.tokens import SqlTokenStore
 from idp.adapters.sql.uow import SqlUnitOfWork
-from idp.adapters.tokens_memory import MemoryTokenStore, MemoryUnitOfWork
 from idp.services.tokens import Authentication, TokenPolicy, TokenService
 from tests.conftest import _reset
 
@@ -83,6 +83,7 @@ class Backend:
             self.users = {self.user.id: self.user}
             return
         _reset(url)
+        self.opened: list = []
         self.engine = sa.create_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         with self.sessions.begin() as session:
@@ -93,6 +94,7 @@ class Backend:
         if self.kind == "memory":
             return TokenService(self.store, self.uow, self.keys, POLICY), self.users.get
         session = self.sessions()
+        self.opened.append(session)  # closed at the end: an open read would block _reset
         tokens = TokenService(SqlTokenStore(session), SqlUnitOfWork(session), self.keys, POLICY)
         return tokens, lambda user_id: session.get(User, user_id)
 
@@ -104,6 +106,8 @@ class Backend:
 
     def close(self) -> None:
         if self.kind != "memory":
+            for session in self.opened:
+                session.close()
             self.engine.dispose()
 
 

@@ -273,6 +273,7 @@ def test_recovery_completion_is_undone_when_revoking_tokens_fails(app):
             s.delivery,
             s.hasher,
             s.password_policy,
+            s.sessions,
             FailingTokens(),
             "http://idp.test",
             s.clock,

@@ -1,5 +1,5 @@
-"""In-memory twins of :class:`idp.persistence.TokenStore` and
-:class:`idp.persistence.UnitOfWork`, for unit tests of the token rules without a database.
+"""In-memory twins of the persistence ports (:mod:`idp.persistence`): the unit of work, the
+token store and the session store, for unit tests of services without a database.
 
 Rows are kept as dicts of column values and handed out as fresh detached instances, as a
 database would; the unit of work snapshots the stores it guards and restores them when a
@@ -11,13 +11,14 @@ from __future__ import annotations
 import copy
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from idp.adapters.sql.models import AuthorizationCode, Grant
+from idp.adapters.sql.models import AuthorizationCode, Client, Grant, SsoSession
 
 _CODE_COLUMNS = [c.key for c in AuthorizationCode.__table__.columns]
 _GRANT_COLUMNS = [c.key for c in Grant.__table__.columns]
+_SESSION_COLUMNS = [c.key for c in SsoSession.__table__.columns]
 
 
 def _values(row, columns) -> dict:
@@ -136,6 +137,81 @@ class MemoryTokenStore:
             ),
             now,
         )
+
+
+class MemorySessionStore:
+    """``clients`` looks a client up by id (the client registry is not this store's)."""
+
+    def __init__(self, clients: Callable[[str], Client | None] = lambda _: None) -> None:
+        self._sessions: dict[str, dict] = {}
+        self._clients_of: dict[str, list[str]] = {}
+        self._client = clients
+        self._lock = threading.RLock()
+
+    def snapshot(self) -> tuple[dict, dict]:
+        with self._lock:
+            return copy.deepcopy(self._sessions), copy.deepcopy(self._clients_of)
+
+    def restore(self, snapshot: tuple[dict, dict]) -> None:
+        with self._lock:
+            self._sessions, self._clients_of = snapshot
+
+    def add(self, session: SsoSession) -> None:
+        with self._lock:
+            values = _values(session, _SESSION_COLUMNS)
+            if any(v["token_hash"] == values["token_hash"] for v in self._sessions.values()):
+                raise ValueError("duplicate token_hash")
+            self._sessions[session.id] = values
+
+    def get(self, session_id: str) -> SsoSession | None:
+        with self._lock:
+            values = self._sessions.get(session_id)
+            return SsoSession(**copy.deepcopy(values)) if values else None
+
+    def by_token_hash(self, token_hash: str) -> SsoSession | None:
+        with self._lock:
+            for values in self._sessions.values():
+                if values["token_hash"] == token_hash:
+                    return SsoSession(**copy.deepcopy(values))
+        return None
+
+    def end(self, session_id: str, now: int) -> bool:
+        with self._lock:
+            values = self._sessions.get(session_id)
+            if values is None or values["revoked_at"] is not None:
+                return False
+            values["revoked_at"] = now
+            return True
+
+    def end_all(self, user_id: str, now: int, keep: str | None = None) -> int:
+        with self._lock:
+            ended = 0
+            for values in self._sessions.values():
+                live = values["user_id"] == user_id and values["revoked_at"] is None
+                if live and values["id"] != keep:
+                    values["revoked_at"] = now
+                    ended += 1
+            return ended
+
+    def live_for(self, user_id: str, now: int) -> list[SsoSession]:
+        with self._lock:
+            rows = [
+                SsoSession(**copy.deepcopy(v))
+                for v in self._sessions.values()
+                if v["user_id"] == user_id and v["revoked_at"] is None and v["expires_at"] > now
+            ]
+        return sorted(rows, key=lambda r: r.created_at, reverse=True)
+
+    def note_client(self, session_id: str, client_id: str) -> None:
+        with self._lock:
+            clients = self._clients_of.setdefault(session_id, [])
+            if client_id not in clients:
+                clients.append(client_id)
+
+    def clients_of(self, session_id: str) -> list[Client]:
+        with self._lock:
+            ids = list(self._clients_of.get(session_id, ()))
+        return [c for c in map(self._client, ids) if c is not None]
 
 
 class MemoryUnitOfWork:
