@@ -28,7 +28,7 @@ from idp.domain.contacts import parse_login
 from idp.domain.errors import AuthenticationFailed, Conflict, NotFound, ValidationError
 from idp.persistence import UnitOfWork
 from idp.services.registration import IllegalTransition
-from idp.services.verification import ContactVerifier
+from idp.services.verification import ContactVerifier, SecretRejected
 
 FLOW_TTL = 24 * 3600
 
@@ -162,12 +162,20 @@ class ProfileService:
         row = self.get_change(user, flow_id)
         if row.state != "code_sent":
             raise IllegalTransition("not waiting for a code")
-        row = self._verifier.check_code(row.id, "code_sent", code, "completed")
-        return self._replace(row, address)
+        # One unit of work: the spent code, the new contact and the notice, or none of them
+        # (a wrong code is counted all the same: it is returned, then raised after commit).
+        with self._uow.transaction():
+            outcome = self._verifier.attempt_code(row.id, "code_sent", code, "completed")
+            if not isinstance(outcome, SecretRejected):
+                return self._replace(outcome, address)
+        raise outcome
 
     def confirm_contact_link(self, token: str, address: str) -> User:
-        row = self._verifier.check_link(token, "link_sent", "completed")
-        return self._replace(row, address)
+        with self._uow.transaction():
+            outcome = self._verifier.attempt_link(token, "link_sent", "completed")
+            if not isinstance(outcome, SecretRejected):
+                return self._replace(outcome, address)
+        raise outcome
 
     def _replace(self, row: Verification, address: str) -> User:
         with self._uow.transaction():

@@ -107,10 +107,19 @@ class ContactVerifier:
         return Issued(token, now + LINK_TTL)
 
     def check_code(self, row_id: str, state: str, code: str, next_state: str) -> Verification:
-        """Move ``row_id`` from ``state`` to ``next_state`` if ``code`` is right; else count."""
+        """Move ``row_id`` from ``state`` to ``next_state`` if ``code`` is right; else count
+        the failure and raise :class:`SecretRejected`. A unit of work of its own."""
+        return self._own(lambda: self.attempt_code(row_id, state, code, next_state))
+
+    def attempt_code(
+        self, row_id: str, state: str, code: str, next_state: str
+    ) -> Verification | SecretRejected:
+        """:meth:`check_code` as a step of the caller's unit of work: the rejection is
+        returned, so the caller's block commits the counted failure before raising it."""
         code = (code or "").strip().replace(" ", "")
         digest = sha256_hex(f"{row_id}:{code}") if code.isdigit() and len(code) == 6 else "-"
-        return self._consume(row_id, state, digest, next_state, count_failure=True)
+        with self._uow.transaction():
+            return self._attempt(row_id, state, digest, next_state, count_failure=True)
 
     def find_by_link(self, token: str) -> Verification | None:
         if not token or len(token) > 100:
@@ -120,19 +129,23 @@ class ContactVerifier:
         )
 
     def check_link(self, token: str, state: str, next_state: str) -> Verification:
+        return self._own(lambda: self.attempt_link(token, state, next_state))
+
+    def attempt_link(
+        self, token: str, state: str, next_state: str
+    ) -> Verification | SecretRejected:
+        """:meth:`check_link` as a step of the caller's unit of work (see attempt_code)."""
         row = self.find_by_link(token)
         if row is None:
-            raise SecretRejected("wrong")
-        return self._consume(row.id, state, sha256_hex(token), next_state, count_failure=False)
+            return SecretRejected("wrong")
+        with self._uow.transaction():
+            return self._attempt(row.id, state, sha256_hex(token), next_state, False)
 
-    def _consume(
-        self, row_id: str, state: str, digest: str, next_state: str, count_failure: bool
-    ) -> Verification:
+    def _own(self, attempt: Callable[[], Verification | SecretRejected]) -> Verification:
         if self._uow.active:
             # An enclosing block that rolls back on the rejection would forget the failure.
-            raise RuntimeError("a secret is checked in a unit of work of its own")
-        with self._uow.transaction():
-            outcome = self._attempt(row_id, state, digest, next_state, count_failure)
+            raise RuntimeError("check_* runs in a unit of work of its own; use attempt_*")
+        outcome = attempt()
         if isinstance(outcome, SecretRejected):
             raise outcome
         return outcome

@@ -30,6 +30,7 @@ from idp.ports import DeliveryFailed
 from idp.services.consents import ConsentService
 from idp.services.recovery import RecoveryService
 from idp.services.tokens import Authentication
+from idp.services.verification import SecretRejected
 from tests.conftest import _reset, base_env
 from tests.support import PASSWORD, Clock, make_client, make_user
 
@@ -311,6 +312,32 @@ def test_registration_start_leaves_nothing_when_the_sms_fails(app):
         )
     assert rows(app, select(Verification.id)) == []
     assert rows(app, select(OutboxMessage.id)) == []
+
+
+def test_contact_change_is_undone_when_its_notice_fails_and_the_code_still_works(app):
+    old_phone = f"+7999{uuid.uuid4().int % 10**7:07d}"
+    new_phone = f"+7999{uuid.uuid4().int % 10**7:07d}"
+    user_id = new_user(app, old_phone)
+    with app.app_context():
+        profile = services(app).profile
+        user = services(app).users.get(user_id)
+        flow_id = profile.start_contact_change(user, new_phone, PASSWORD, ADDRESS).id
+        code = re.search(r"\b(\d{6})\b", app.sms.sent[-1].text).group(1)
+        wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+        with pytest.raises(SecretRejected):
+            profile.confirm_contact_code(user, flow_id, wrong, ADDRESS)
+        app.sms.failing = True  # the notice to the old number cannot go out
+        with pytest.raises(DeliveryFailed):
+            profile.confirm_contact_code(user, flow_id, code, ADDRESS)
+    assert rows(app, select(User.phone)) == [(old_phone,)]
+    # The wrong code stays counted; the right one was not spent.
+    assert rows(app, select(Verification.state, Verification.attempts)) == [("code_sent", 1)]
+    app.sms.failing = False
+    with app.app_context():
+        user = services(app).users.get(user_id)
+        services(app).profile.confirm_contact_code(user, flow_id, code, ADDRESS)
+    assert rows(app, select(User.phone)) == [(new_phone,)]
+    assert app.sms.sent[-1].phone == old_phone  # told through the contact it had
 
 
 # --- refresh over HTTP ------------------------------------------------------------------------
