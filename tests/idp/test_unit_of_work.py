@@ -8,56 +8,37 @@ twin, a failing token service twin), never by patching the code under test.
 
 from __future__ import annotations
 
-import contextlib
 import re
-import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import requests
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from idp import create_app
 from idp.adapters.linking_grpc import RecordingLinkingClient
 from idp.adapters.logout_http import RecordingLogoutNotifier
 from idp.adapters.outbox import RecordingEmailSender, RecordingSmsSender
-from idp.adapters.sql.models import Consent, Grant, OutboxMessage, SsoSession, User, Verification
+from idp.adapters.sql.models import (
+    Consent,
+    Grant,
+    OutboxMessage,
+    SsoSession,
+    User,
+    Verification,
+)
 from idp.adapters.store_memory import MemoryStore
 from idp.config import load_settings
 from idp.ports import DeliveryFailed
 from idp.services.consents import ConsentService
 from idp.services.recovery import RecoveryService
-from idp.services.tokens import Authentication
 from idp.services.verification import SecretRejected
 from tests.conftest import _reset, base_env
-from tests.support import PASSWORD, Clock, make_client, make_user
+from tests.idp.uow_support import counting, issue_refresh, rows, services
+from tests.support import PASSWORD, Clock
 
 NEW_PASSWORD = "Зимний-вечер-у-камина"
 ADDRESS = "198.51.100.7"
-
-
-class Counter:
-    """COMMITs and SQL statements on an engine, from the moment it is attached."""
-
-    def __init__(self, engine) -> None:
-        self.engine, self.commits, self.statements = engine, 0, []
-
-    def _commit(self, conn) -> None:
-        self.commits += 1
-
-    def _statement(self, conn, cursor, statement, parameters, context, executemany) -> None:
-        self.statements.append(statement.split()[0].upper())
-
-    def __enter__(self) -> Counter:
-        event.listen(self.engine, "commit", self._commit)
-        event.listen(self.engine, "before_cursor_execute", self._statement)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        event.remove(self.engine, "commit", self._commit)
-        event.remove(self.engine, "before_cursor_execute", self._statement)
 
 
 class FailingTokens:
@@ -91,20 +72,6 @@ def app(profile, databases, tmp_path):
         db.engine.dispose()
 
 
-def services(app):
-    return app.extensions["idp.services"]
-
-
-@contextlib.contextmanager
-def counting(app):
-    from idp.extensions import db
-
-    with app.app_context():
-        engine = db.engine
-    with Counter(engine) as counter:
-        yield counter
-
-
 def new_user(app, phone=None) -> str:
     phone = phone or f"+7999{uuid.uuid4().int % 10**7:07d}"
     with app.app_context():
@@ -118,33 +85,10 @@ def open_session(app, user_id: str) -> str:
         return opened.session.id
 
 
-def issue_refresh(app, user_id: str, client_id: str) -> str:
-    with app.app_context():
-        s = services(app)
-        issued = s.tokens.issue(
-            s.clients.get(client_id),
-            s.users.get(user_id),
-            "openid offline_access",
-            [s.tokens.policy.issuer],
-            authn=Authentication(int(time.time()), None, ("pwd",), None),
-            include_refresh=True,
-        )
-        return issued.response["refresh_token"]
-
-
 def new_client(app) -> str:
     with app.app_context():
         created = services(app).clients.create("Портал", ["https://rp.example.com/cb"])
         return created.client.client_id
-
-
-def rows(app, query):
-    from idp.extensions import db
-
-    with app.app_context():
-        found = db.session.execute(query).all()
-        db.session.rollback()
-        return found
 
 
 def confirmed_recovery(app, phone: str) -> str:
@@ -205,26 +149,6 @@ def test_registration_start_and_its_sms_commit_once_on_the_dev_outbox(make_live)
         )
     assert counter.commits == 1, counter.statements
     assert counter.statements.count("INSERT") == 2  # the flow and its outbox message
-
-
-def test_refresh_commits_once_in_five_statements(make_live):
-    """Before the unit of work a refresh took 12 statements and 2 COMMITs (the old token's
-    rotation committed before its successor existed)."""
-    live = make_live()
-    client = make_client(live)
-    user_id, _ = make_user(live)
-    token = issue_refresh(live.app, user_id, client.client_id)
-    with counting(live.app) as counter:
-        response = requests.post(
-            f"{live.url}/token",
-            data={"grant_type": "refresh_token", "refresh_token": token},
-            auth=(client.client_id, client.secret),
-            timeout=10,
-        )
-    assert response.status_code == 200, response.text
-    assert counter.commits == 1
-    # client, grant by hash, UPDATE … RETURNING (rotation), user, INSERT (successor)
-    assert counter.statements == ["SELECT", "SELECT", "UPDATE", "SELECT", "INSERT"]
 
 
 def test_app_revocation_commits_once(app):
@@ -338,28 +262,6 @@ def test_contact_change_is_undone_when_its_notice_fails_and_the_code_still_works
         services(app).profile.confirm_contact_code(user, flow_id, code, ADDRESS)
     assert rows(app, select(User.phone)) == [(new_phone,)]
     assert app.sms.sent[-1].phone == old_phone  # told through the contact it had
-
-
-# --- refresh over HTTP ------------------------------------------------------------------------
-
-
-def test_parallel_refreshes_over_http_succeed_exactly_once(live):
-    client = make_client(live)
-    user_id, _ = make_user(live)
-    token = issue_refresh(live.app, user_id, client.client_id)
-
-    def attempt(_):
-        return requests.post(
-            f"{live.url}/token",
-            data={"grant_type": "refresh_token", "refresh_token": token},
-            auth=(client.client_id, client.secret),
-            timeout=30,
-        )
-
-    with ThreadPoolExecutor(max_workers=10) as pool:
-        responses = list(pool.map(attempt, range(10)))
-    statuses = sorted(r.status_code for r in responses)
-    assert statuses == [200] + [400] * 9, [r.text for r in responses]
 
 
 # --- the rule itself --------------------------------------------------------------------------
