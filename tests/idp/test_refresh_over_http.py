@@ -14,8 +14,8 @@ from tests.support import make_client, make_user
 
 
 def test_refresh_commits_once_in_five_statements(make_live):
-    """Before the unit of work the same refresh took 10 statements and 2 COMMITs (the old token's
-    rotation committed before its successor existed)."""
+    """Before the unit of work the same refresh took 10 statements and 2 COMMITs (the old
+    token's rotation committed before its successor existed)."""
     live = make_live()
     client = make_client(live)
     user_id, _ = make_user(live)
