@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, scoped_session
 
 from idp.adapters.sql.models import OutboxMessage
+from idp.adapters.sql.uow import SqlUnitOfWork
 from idp.ports import DeliveryFailed
 
 AnySession = Session | scoped_session
@@ -29,22 +30,23 @@ class _Outbox:
         self._clock = clock
 
     def _write(self, channel: str, recipient: str, body: str, subject=None, html=None) -> None:
-        # Committed on the caller's session (a second connection would wait on SQLite's write
-        # lock held by the caller): pending work of the caller is committed with it.
-        self._session.add(
-            OutboxMessage(
-                channel=channel,
-                recipient=recipient,
-                subject=subject[:200] if subject is not None else None,
-                body=body,
-                html=html,
-                created_at=int(self._clock()),
-            )
-        )
+        # Written on the caller's session (a second connection would wait on SQLite's write
+        # lock held by the caller), in the caller's unit of work: it commits with the change
+        # it announces, or not at all. Outside one, the write is a unit of work of its own.
         try:
-            self._session.commit()
+            with SqlUnitOfWork(self._session).transaction():
+                self._session.add(
+                    OutboxMessage(
+                        channel=channel,
+                        recipient=recipient,
+                        subject=subject[:200] if subject is not None else None,
+                        body=body,
+                        html=html,
+                        created_at=int(self._clock()),
+                    )
+                )
+                self._session.flush()
         except SQLAlchemyError as exc:
-            self._session.rollback()
             raise DeliveryFailed(f"outbox write failed: {type(exc).__name__}") from exc
 
 

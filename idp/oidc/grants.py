@@ -201,44 +201,35 @@ class RotatingRefreshGrant(RefreshTokenGrant):
         if not token:
             raise InvalidRequestError("Missing 'refresh_token' in request.")
         audience = resolve_audience(self.server, self.request.form)
-        tokens = self.server.tokens
-        known = tokens.find_refresh(token)
-        if known is None or known.client_id != client.client_id:
-            raise InvalidGrantError("The refresh token is invalid.")
-        requested = split_scope(self.request.payload.scope)
-        if requested and not set(requested) <= set(split_scope(known.scope)):
+        # Rotation and issue are one unit of work (TokenService.refresh); the ID token below
+        # joins it through the server's transaction around the whole token request.
+        outcome = self.server.tokens.refresh(
+            token,
+            client.row,
+            split_scope(self.request.payload.scope),
+            audience,
+            self.server.users.get,
+        )
+        if outcome.refused == "scope":
             raise InvalidScopeError("The requested scope exceeds the original grant.")
-        row = tokens.rotate_refresh(token, client.client_id)
-        if row is None:
+        if outcome.refused == "inactive":
+            raise InvalidGrantError("The account is not active.")
+        if outcome.refused is not None:
             raise InvalidGrantError("The refresh token is invalid, expired or revoked.")
         self.request.client = client
-        self.request.refresh_token = row
-        self.request.audience = audience
-        self.request.granted_scope = " ".join(requested) if requested else row.scope
+        self.request.refresh_token = outcome.previous
+        self.request.refreshed = outcome
 
     @hooked
     def create_token_response(self):
-        row = self.request.refresh_token
-        client = self.request.client
-        user = self.server.users.get(row.user_id) if row.user_id else None
-        if user is None or user.status != "active":
-            self.server.tokens.revoke_family(row.family_id)
-            raise InvalidGrantError("The account is not active.")
-        authn = Authentication(row.auth_time or 0, row.acr, tuple(row.amr or ()), row.sid)
-        scope = self.request.granted_scope
-        issued = self.server.tokens.issue(
-            client.row,
-            user,
-            scope,
-            self.request.audience,
-            authn=authn,
-            include_refresh=True,
-            family=row,
-        )
+        outcome = self.request.refreshed
+        row, issued, user = outcome.previous, outcome.issued, outcome.user
         body = dict(issued.response)
+        scope = issued.grant.scope
         if "openid" in split_scope(scope):
+            authn = Authentication(row.auth_time or 0, row.acr, tuple(row.amr or ()), row.sid)
             body["id_token"] = self.server.tokens.id_token(
-                client.row, user, scope, authn, None, body["access_token"]
+                self.request.client.row, user, scope, authn, None, body["access_token"]
             )
         return 200, body, self.TOKEN_RESPONSE_HEADER
 

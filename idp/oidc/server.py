@@ -18,6 +18,7 @@ class OIDCServer(AuthorizationServer):
         self.users = services.users
         self.sessions = services.sessions
         self.clock = services.clock
+        self._uow = services.uow
         self._clients = services.clients
         self._digest = services.digest
         self.init_app(app)
@@ -54,15 +55,21 @@ class OIDCServer(AuthorizationServer):
         except ValueError:
             raise InvalidRequestError("The request has malformed parameters.") from None
 
+    # One token request is one unit of work: the code's consumption or the refresh token's
+    # rotation, the new grant and the ID token commit together. An OAuth error is an answer,
+    # not a failure: what it did (a spent code, a family revoked on reuse) is committed; any
+    # other exception rolls everything back, so a retry finds the refresh token unused.
     def create_token_response(self, request=None):
         try:
-            return super().create_token_response(request)
+            with self._uow.transaction():
+                return super().create_token_response(request)
         except ValueError:
             return self._malformed()
 
     def create_endpoint_response(self, name, request=None):
         try:
-            return super().create_endpoint_response(name, request)
+            with self._uow.transaction():
+                return super().create_endpoint_response(name, request)
         except ValueError:
             return self._malformed()
 

@@ -6,10 +6,9 @@ which happened (OWASP Authentication Cheat Sheet; checklist item 29).
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
-
 from idp.adapters.sql.models import User
 from idp.domain.errors import AuthenticationFailed
+from idp.persistence import UnitOfWork
 from idp.services.passwords import PasswordHasher
 from idp.services.throttle import LoginThrottle
 from idp.services.users import UserService
@@ -19,9 +18,13 @@ PASSWORD_ACR = "urn:elk:loa:1"
 
 class AuthenticationService:
     def __init__(
-        self, session: Session, users: UserService, hasher: PasswordHasher, throttle: LoginThrottle
+        self,
+        uow: UnitOfWork,
+        users: UserService,
+        hasher: PasswordHasher,
+        throttle: LoginThrottle,
     ) -> None:
-        self._db = session
+        self._uow = uow
         self._users = users
         self._hasher = hasher
         self._throttle = throttle
@@ -40,6 +43,6 @@ class AuthenticationService:
             raise AuthenticationFailed("bad credentials")
         self._throttle.succeeded(account)
         if self._hasher.needs_rehash(user.password_hash):
-            user.password_hash = self._hasher.hash(password)
-            self._db.commit()
+            with self._uow.transaction():
+                user.password_hash = self._hasher.hash(password)
         return user

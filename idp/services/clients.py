@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from idp.adapters.sql.models import Client
 from idp.domain.errors import NotFound, ValidationError
 from idp.domain.urls import check_redirect_uri
+from idp.persistence import UnitOfWork
 from idp.services.crypto import KeyedDigest, new_token
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
@@ -31,11 +32,13 @@ class ClientService:
     def __init__(
         self,
         session: Session,
+        uow: UnitOfWork,
         digest: KeyedDigest,
         scopes_supported: Sequence[str],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._db = session
+        self._uow = uow
         self._digest = digest
         self._scopes = tuple(scopes_supported)
         self._clock = clock
@@ -131,8 +134,8 @@ class ClientService:
             id_token_signed_response_alg=id_token_alg,
             created_at=int(self._clock()),
         )
-        self._db.add(client)
-        self._db.commit()
+        with self._uow.transaction():
+            self._db.add(client)
         return NewClient(client, secret)
 
     def get(self, client_id: str) -> Client | None:

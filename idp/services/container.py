@@ -9,7 +9,11 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from idp.adapters.sql.models import User
+from idp.adapters.sql.sessions import SqlSessionStore
+from idp.adapters.sql.tokens import SqlTokenStore
+from idp.adapters.sql.uow import SqlUnitOfWork
 from idp.config import Settings
+from idp.persistence import UnitOfWork
 from idp.ports import CaptchaRenderer, EmailSender, EphemeralStore, LogoutNotifier, SmsSender
 from idp.services.authentication import AuthenticationService
 from idp.services.captcha import CaptchaPolicy, CaptchaService
@@ -35,6 +39,7 @@ from idp.services.verification import ContactVerifier
 
 @dataclass
 class Services:
+    uow: UnitOfWork
     store: EphemeralStore
     digest: KeyedDigest
     hasher: PasswordHasher
@@ -71,6 +76,8 @@ def build_services(
     clock: Callable[[], float] = time.time,
     on_confirmed: Callable[[User], None] | None = None,
 ) -> Services:
+    # One unit of work over the session, shared by every service: a use case commits once.
+    uow = SqlUnitOfWork(session)
     digest = KeyedDigest(settings.secret_key)
     hasher = PasswordHasher()
     keys = KeyService(
@@ -78,11 +85,20 @@ def build_services(
         Sealer(settings.secret_key),
         max_token_ttl=max(settings.access_token_ttl, settings.id_token_ttl),
         clock=clock,
+        uow=uow,
     )
-    users = UserService(session, hasher, clock)
-    sessions = SessionService(session, settings.session_ttl, settings.remember_me_ttl, clock)
+    users = UserService(session, uow, hasher, clock)
+    sessions = SessionService(
+        SqlSessionStore(session),
+        uow,
+        users.get,
+        settings.session_ttl,
+        settings.remember_me_ttl,
+        clock,
+    )
     tokens = TokenService(
-        session,
+        SqlTokenStore(session),
+        uow,
         keys,
         TokenPolicy(
             issuer=settings.issuer,
@@ -102,24 +118,25 @@ def build_services(
         address_max=settings.address_max_failures,
         address_window=settings.address_window,
     )
-    verifier = ContactVerifier(session, clock)
+    verifier = ContactVerifier(session, uow, clock)
     delivery = DeliveryService(sms, email, store, MessageTemplates(), SmsPumpingGuard(store))
     password_policy = PasswordPolicy.load_default()
-    legacy = LegacyUpgrade(session, hasher, password_policy, clock)
+    legacy = LegacyUpgrade(session, hasher, password_policy, clock, uow=uow)
     return Services(
+        uow=uow,
         store=store,
         digest=digest,
         hasher=hasher,
         keys=keys,
-        clients=ClientService(session, digest, settings.scopes_supported, clock),
+        clients=ClientService(session, uow, digest, settings.scopes_supported, clock),
         users=users,
         sessions=sessions,
-        consents=ConsentService(session, clock),
+        consents=ConsentService(session, uow, tokens, clock),
         tokens=tokens,
-        auth=AuthenticationService(session, users, hasher, throttle),
-        logout=LogoutService(settings.issuer, sessions, tokens, keys, notifier, clock),
+        auth=AuthenticationService(uow, users, hasher, throttle),
+        logout=LogoutService(settings.issuer, sessions, tokens, keys, notifier, uow, clock),
         throttle=throttle,
-        health=HealthService(session, store),
+        health=HealthService(session, uow, store),
         clock=clock,
         verifier=verifier,
         delivery=delivery,
@@ -129,6 +146,7 @@ def build_services(
         legacy=legacy,
         registration=RegistrationService(
             session,
+            uow,
             verifier,
             delivery,
             users,
@@ -142,15 +160,26 @@ def build_services(
             clock,
         ),
         recovery=RecoveryService(
-            session, verifier, delivery, hasher, password_policy, tokens, settings.issuer, clock
+            session,
+            uow,
+            verifier,
+            delivery,
+            hasher,
+            password_policy,
+            sessions,
+            tokens,
+            settings.issuer,
+            clock,
         ),
         profile=ProfileService(
             session,
+            uow,
             verifier,
             delivery,
             hasher,
             password_policy,
             throttle,
+            sessions,
             tokens,
             settings.issuer,
             clock,

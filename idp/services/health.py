@@ -6,12 +6,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from idp.persistence import UnitOfWork
 from idp.ports import EphemeralStore, StoreUnavailable
 
 
 class HealthService:
-    def __init__(self, session: Session, store: EphemeralStore) -> None:
+    def __init__(self, session: Session, uow: UnitOfWork, store: EphemeralStore) -> None:
         self._db = session
+        self._uow = uow
         self._store = store
 
     def problems(self) -> list[str]:
@@ -19,10 +21,10 @@ class HealthService:
         down = []
         try:
             self._db.execute(text("SELECT 1"))
-            self._db.rollback()
         except SQLAlchemyError:
-            self._db.rollback()
             down.append("database")
+        finally:
+            self._uow.end_read()
         try:
             self._store.ping()
         except StoreUnavailable:

@@ -19,6 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.adapters.sql.models import SigningKey
+from idp.adapters.sql.uow import SqlUnitOfWork
+from idp.persistence import UnitOfWork
 from idp.services.crypto import Sealer
 
 SUPPORTED_ALGS = ("ES256", "RS256")
@@ -38,8 +40,10 @@ class KeyService:
         max_token_ttl: int,
         clock: Callable[[], float] = time.time,
         cache_seconds: int = 30,
+        uow: UnitOfWork | None = None,
     ) -> None:
         self._db = session
+        self._uow = uow or SqlUnitOfWork(session)
         self._sealer = sealer
         self._max_ttl = max_token_ttl
         self._clock = clock
@@ -72,15 +76,15 @@ class KeyService:
     def ensure_keys(self) -> list[str]:
         """Create an active key for each supported algorithm that has none."""
         created = []
-        for alg in SUPPORTED_ALGS:
-            active = self._db.scalar(
-                select(SigningKey).where(SigningKey.alg == alg, SigningKey.retired_at.is_(None))
-            )
-            if active is None:
-                row = self._generate(alg, int(self._clock()))
-                self._db.add(row)
-                created.append(row.kid)
-        self._db.commit()
+        with self._uow.transaction():
+            for alg in SUPPORTED_ALGS:
+                active = self._db.scalar(
+                    select(SigningKey).where(SigningKey.alg == alg, SigningKey.retired_at.is_(None))
+                )
+                if active is None:
+                    row = self._generate(alg, int(self._clock()))
+                    self._db.add(row)
+                    created.append(row.kid)
         self.invalidate()
         return created
 
@@ -92,15 +96,15 @@ class KeyService:
             raise ValueError(f"unsupported algorithm {alg}")
         now = int(self._clock())
         starts = now + (self.propagation_delay if activate_in is None else max(0, activate_in))
-        for old in self._db.scalars(
-            select(SigningKey).where(SigningKey.alg == alg, SigningKey.retired_at.is_(None))
-        ):
-            old.retired_at = starts
-            # Other replicas' caches may sign with the old key a little longer.
-            old.publish_until = starts + self._max_ttl + 2 * self._cache_seconds
-        row = self._generate(alg, starts)
-        self._db.add(row)
-        self._db.commit()
+        with self._uow.transaction():
+            for old in self._db.scalars(
+                select(SigningKey).where(SigningKey.alg == alg, SigningKey.retired_at.is_(None))
+            ):
+                old.retired_at = starts
+                # Other replicas' caches may sign with the old key a little longer.
+                old.publish_until = starts + self._max_ttl + 2 * self._cache_seconds
+            row = self._generate(alg, starts)
+            self._db.add(row)
         self.invalidate()
         return row.kid
 
@@ -131,7 +135,9 @@ class KeyService:
                 private = json.loads(self._sealer.open(row.private_jwk_enc, row.kid))
                 key_cls = ECKey if row.alg == "ES256" else RSAKey
                 active[row.alg] = (row.kid, key_cls.import_key(private, {"kid": row.kid}))
-        self._db.rollback()
+        # A cache miss inside a use case must not end its transaction (KeyService shares the
+        # session); outside one, the read transaction ends here.
+        self._uow.end_read()
         jwks = {"keys": published}
         with self._lock:
             self._cache = (now, active, jwks)

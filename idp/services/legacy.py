@@ -40,9 +40,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idp.adapters.sql.models import User
+from idp.adapters.sql.uow import SqlUnitOfWork
 from idp.domain.contacts import normalize_email, normalize_phone, parse_login
 from idp.domain.errors import IdpError, ValidationError
 from idp.domain.regions import check_region
+from idp.persistence import UnitOfWork
 from idp.services.password_policy import PasswordPolicy, WeakPassword
 from idp.services.passwords import MAX_PASSWORD_LENGTH, PasswordHasher
 from idp.services.users import check_name
@@ -202,9 +204,15 @@ class LegacyImporter:
     """Loads a legacy cabinet's accounts: every row valid, or nothing written (one
     transaction). Contacts count as confirmed: the old cabinet confirmed them."""
 
-    def __init__(self, session: Session, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        session: Session,
+        clock: Callable[[], float] = time.time,
+        uow: UnitOfWork | None = None,
+    ) -> None:
         self._db = session
         self._clock = clock
+        self._uow = uow or SqlUnitOfWork(session)
 
     def import_records(self, items: Iterable[tuple[int, dict | str]]) -> ImportReport:
         """Import ``(line, record)`` pairs (``(line, error)`` for a row a reader could not
@@ -227,20 +235,24 @@ class LegacyImporter:
                 rows.append((line, fields))
         if not rows and not problems:
             raise ImportFailed(["the file holds no records"])
-        for line, error in self._taken(rows):
-            problems.setdefault(line, []).append(error)
-        if problems:
-            self._db.rollback()
-            raise ImportFailed([f"line {n}: {'; '.join(e)}" for n, e in sorted(problems.items())])
-        now = int(self._clock())
-        self._db.add_all(_legacy_user(fields, now) for _, fields in rows)
-        try:
-            self._db.commit()
-        except IntegrityError:
-            self._db.rollback()
-            raise ImportFailed(
-                ["a contact was registered during the import; nothing was imported, run it again"]
-            ) from None
+        with self._uow.transaction():
+            for line, error in self._taken(rows):
+                problems.setdefault(line, []).append(error)
+            if problems:
+                raise ImportFailed(
+                    [f"line {n}: {'; '.join(e)}" for n, e in sorted(problems.items())]
+                )
+            now = int(self._clock())
+            self._db.add_all(_legacy_user(fields, now) for _, fields in rows)
+            try:
+                self._db.flush()
+            except IntegrityError:
+                raise ImportFailed(
+                    [
+                        "a contact was registered during the import; nothing was imported, "
+                        "run it again"
+                    ]
+                ) from None
         return ImportReport(
             len(rows),
             dict(Counter(f["legacy_source"] for _, f in rows)),
@@ -361,15 +373,18 @@ class LegacyUpgrade:
         policy: PasswordPolicy | None = None,
         clock: Callable[[], float] = time.time,
         dummy_hash: str | None = None,
+        uow: UnitOfWork | None = None,
     ) -> None:
         self._db, self._hasher, self._policy, self._clock = session, hasher, policy, clock
+        self._uow = uow or SqlUnitOfWork(session)
         # Verified when there is nothing to verify, so a miss costs about what a check does.
         self._dummy = dummy_hash or bcrypt.hashpw(b"matches nothing", bcrypt.gensalt(10)).decode()
 
     def upgrade(self, user: User | None, password: str) -> UpgradeOutcome:
         """Verify ``password`` against the legacy hash; on success store an argon2id hash and
         set ``status = "active"`` with one conditional UPDATE (``… WHERE status = 'legacy'``),
-        so of parallel upgrades exactly one writes. Commits the session."""
+        so of parallel upgrades exactly one writes. One unit of work (or a step of the
+        caller's)."""
         stored = user.password_hash if user is not None and user.status == "legacy" else None
         if stored is None or identify(stored) is None or len(password) > MAX_PASSWORD_LENGTH:
             verify_legacy(self._dummy, password[:MAX_PASSWORD_LENGTH])
@@ -377,19 +392,26 @@ class LegacyUpgrade:
         if not verify_legacy(stored, password):
             return UpgradeOutcome(False)
         user_id, new_hash, now = user.id, self._hasher.hash(password), int(self._clock())
-        written = self._db.execute(
-            update(User)
-            .where(User.id == user_id, User.status == "legacy", User.password_hash == stored)
-            .values(
-                status="active", password_hash=new_hash, password_changed_at=now, updated_at=now
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        self._db.commit()
+        with self._uow.transaction():
+            written = self._db.execute(
+                update(User)
+                .where(User.id == user_id, User.status == "legacy", User.password_hash == stored)
+                .values(
+                    status="active",
+                    password_hash=new_hash,
+                    password_changed_at=now,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            status = "active" if written == 1 else None
+            if status is None:
+                status = self._db.scalar(select(User.status).where(User.id == user_id))
+        # synchronize_session=False: the loaded account still shows the legacy state.
+        self._db.refresh(user)
         weak = self._weakness(user, password)
         if written == 1:
             return UpgradeOutcome(True, True, weak)
-        status = self._db.scalar(select(User.status).where(User.id == user_id))
         return UpgradeOutcome(status == "active", False, weak if status == "active" else None)
 
     def _weakness(self, user: User, password: str) -> str | None:

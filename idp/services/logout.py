@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from idp.adapters.sql.models import SsoSession
+from idp.persistence import UnitOfWork
 from idp.ports import LogoutNotifier
 from idp.services.crypto import new_token
 from idp.services.keys import KeyService
@@ -23,8 +24,10 @@ class LogoutService:
         tokens: TokenService,
         keys: KeyService,
         notifier: LogoutNotifier,
+        uow: UnitOfWork,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._uow = uow
         self._issuer = issuer
         self._sessions = sessions
         self._tokens = tokens
@@ -48,17 +51,22 @@ class LogoutService:
         return self._keys.sign(claims, alg, typ="logout+jwt")
 
     def end(self, session: SsoSession) -> list[str]:
-        """End ``session``, revoke its tokens and notify its clients; returns the URIs told."""
-        if not self._sessions.end(session):
-            return []
-        self._tokens.revoke_for(session.user_id, sid=session.id)
-        told = []
-        for client in self._sessions.clients_of(session.id):
-            if not client.backchannel_logout_uri:
-                continue
-            token = self.logout_token(
-                client.client_id, client.id_token_signed_response_alg, session.user_id, session.id
-            )
-            if self._notifier.send(client.backchannel_logout_uri, token):
-                told.append(client.backchannel_logout_uri)
+        """End ``session``, revoke its tokens and notify its clients; returns the URIs told.
+        One unit of work; the notices are sent inside it, as the change they announce."""
+        with self._uow.transaction():
+            if not self._sessions.end(session):
+                return []
+            self._tokens.revoke_for(session.user_id, sid=session.id)
+            told = []
+            for client in self._sessions.clients_of(session.id):
+                if not client.backchannel_logout_uri:
+                    continue
+                token = self.logout_token(
+                    client.client_id,
+                    client.id_token_signed_response_alg,
+                    session.user_id,
+                    session.id,
+                )
+                if self._notifier.send(client.backchannel_logout_uri, token):
+                    told.append(client.backchannel_logout_uri)
         return told

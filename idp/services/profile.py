@@ -19,15 +19,16 @@ import time
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from idp.adapters.sql.models import SsoSession, User, Verification
+from idp.adapters.sql.models import User, Verification
 from idp.domain.contacts import parse_login
 from idp.domain.errors import AuthenticationFailed, Conflict, NotFound, ValidationError
+from idp.persistence import UnitOfWork
 from idp.services.registration import IllegalTransition
-from idp.services.verification import ContactVerifier
+from idp.services.verification import ContactVerifier, SecretRejected
 
 FLOW_TTL = 24 * 3600
 
@@ -36,21 +37,25 @@ class ProfileService:
     def __init__(
         self,
         session: Session,
+        uow: UnitOfWork,
         verifier: ContactVerifier,
         delivery,
         hasher,
         policy,
         throttle,
+        sessions,
         tokens,
         issuer: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._db = session
+        self._uow = uow
         self._verifier = verifier
         self._delivery = delivery
         self._hasher = hasher
         self._policy = policy
         self._throttle = throttle
+        self._sessions = sessions
         self._tokens = tokens
         self._issuer = issuer
         self._clock = clock
@@ -71,16 +76,6 @@ class ProfileService:
             raise AuthenticationFailed("wrong current password")
         self._throttle.succeeded(account)
 
-    def _end_other_sessions(self, user_id: str, keep: str | None) -> None:
-        now = self._now()
-        query = update(SsoSession).where(
-            SsoSession.user_id == user_id, SsoSession.revoked_at.is_(None)
-        )
-        if keep:
-            query = query.where(SsoSession.id != keep)
-        self._db.execute(query.values(revoked_at=now))
-        self._db.commit()
-
     # --- password -------------------------------------------------------------------------
 
     def change_password(
@@ -90,17 +85,19 @@ class ProfileService:
         self._policy.check(
             new, [user.family_name, user.given_name, user.middle_name, user.phone, user.email]
         )
-        now = self._now()
-        user.password_hash = self._hasher.hash(new)
-        user.password_changed_at = user.updated_at = now
-        self._db.commit()
-        # Other sessions and every refresh token end; this browser stays signed in.
-        self._end_other_sessions(user.id, keep=session_id)
-        self._tokens.revoke_for(user.id)
-        for kind, value in (("email", user.email), ("phone", user.phone)):
-            if value:
-                self._delivery.notify_contact(kind, value, "password_changed", address=address)
-                break
+        password_hash = self._hasher.hash(new)
+        # One unit of work: the new password, the end of other sessions and of every refresh
+        # token (this browser stays signed in), and the notice, or none of them.
+        with self._uow.transaction():
+            now = self._now()
+            user.password_hash = password_hash
+            user.password_changed_at = user.updated_at = now
+            self._sessions.end_all(user.id, keep=session_id)
+            self._tokens.revoke_for(user.id)
+            for kind, value in (("email", user.email), ("phone", user.phone)):
+                if value:
+                    self._delivery.notify_contact(kind, value, "password_changed", address=address)
+                    break
 
     # --- contacts -------------------------------------------------------------------------
 
@@ -114,6 +111,10 @@ class ProfileService:
             raise ValidationError("enter a mobile number or an e-mail", "contact") from None
         if value in (user.phone, user.email):
             raise ValidationError("this is already your contact", "contact")
+        with self._uow.transaction():
+            return self._start_change(user, kind, value, address)
+
+    def _start_change(self, user: User, kind: str, value: str, address: str) -> Verification:
         column = User.phone if kind == "phone" else User.email
         taken = self._db.scalar(select(User.id).where(column == value)) is not None
         now = self._now()
@@ -149,7 +150,6 @@ class ProfileService:
         if taken:  # the same answer, but a flow that can never complete
             self._verifier.blind(row)
         self._db.add(row)
-        self._db.commit()
         return row
 
     def get_change(self, user: User, flow_id: str | None) -> Verification:
@@ -162,39 +162,53 @@ class ProfileService:
         row = self.get_change(user, flow_id)
         if row.state != "code_sent":
             raise IllegalTransition("not waiting for a code")
-        row = self._verifier.check_code(row.id, "code_sent", code, "completed")
-        return self._replace(row, address)
+        # One unit of work: the spent code, the new contact and the notice, or none of them
+        # (a wrong code is counted all the same: it is returned, then raised after commit).
+        with self._uow.transaction():
+            outcome = self._verifier.attempt_code(row.id, "code_sent", code, "completed")
+            if not isinstance(outcome, SecretRejected):
+                return self._replace(outcome, address)
+        raise outcome
 
     def confirm_contact_link(self, token: str, address: str) -> User:
-        row = self._verifier.check_link(token, "link_sent", "completed")
-        return self._replace(row, address)
+        with self._uow.transaction():
+            outcome = self._verifier.attempt_link(token, "link_sent", "completed")
+            if not isinstance(outcome, SecretRejected):
+                return self._replace(outcome, address)
+        raise outcome
 
     def _replace(self, row: Verification, address: str) -> User:
-        user = self._db.get(User, row.user_id)
-        old = user.phone if row.contact_kind == "phone" else user.email
-        if row.contact_kind == "phone":
-            user.phone, user.phone_verified = row.contact_value, True
-        else:
-            user.email, user.email_verified = row.contact_value, True
-        user.updated_at = self._now()
-        try:
-            self._db.commit()
-        except IntegrityError:
-            self._db.rollback()
-            raise Conflict("the contact was taken meanwhile") from None
-        # Tell the account through a contact it already had: the replaced one, or else the
-        # other kind (adding an e-mail is announced to the phone).
-        other_kind = "email" if row.contact_kind == "phone" else "phone"
-        other = user.email if other_kind == "email" else user.phone
-        if old:
-            self._delivery.notify_contact(row.contact_kind, old, "contact_changed", address=address)
-        elif other:
-            self._delivery.notify_contact(
-                other_kind, other, "contact_added", address=address, new_contact=row.contact_value
-            )
+        with self._uow.transaction():
+            user = self._db.get(User, row.user_id)
+            old = user.phone if row.contact_kind == "phone" else user.email
+            if row.contact_kind == "phone":
+                user.phone, user.phone_verified = row.contact_value, True
+            else:
+                user.email, user.email_verified = row.contact_value, True
+            user.updated_at = self._now()
+            try:
+                self._db.flush()
+            except IntegrityError:
+                raise Conflict("the contact was taken meanwhile") from None
+            # Tell the account through a contact it already had: the replaced one, or else
+            # the other kind (adding an e-mail is announced to the phone).
+            other_kind = "email" if row.contact_kind == "phone" else "phone"
+            other = user.email if other_kind == "email" else user.phone
+            if old:
+                self._delivery.notify_contact(
+                    row.contact_kind, old, "contact_changed", address=address
+                )
+            elif other:
+                self._delivery.notify_contact(
+                    other_kind,
+                    other,
+                    "contact_added",
+                    address=address,
+                    new_contact=row.contact_value,
+                )
         return user
 
     # --- sessions -------------------------------------------------------------------------
 
     def end_other_sessions(self, user: User, session_id: str) -> None:
-        self._end_other_sessions(user.id, keep=session_id)
+        self._sessions.end_all(user.id, keep=session_id)

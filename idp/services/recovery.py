@@ -17,12 +17,13 @@ import time
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idp.adapters.sql.models import SsoSession, User, Verification
+from idp.adapters.sql.models import User, Verification
 from idp.domain.contacts import parse_login
 from idp.domain.errors import ValidationError
+from idp.persistence import UnitOfWork
 from idp.services.registration import IllegalTransition
 from idp.services.verification import ContactVerifier
 
@@ -34,19 +35,23 @@ class RecoveryService:
     def __init__(
         self,
         session: Session,
+        uow: UnitOfWork,
         verifier: ContactVerifier,
         delivery,
         hasher,
         policy,
+        sessions,
         tokens,
         issuer: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._db = session
+        self._uow = uow
         self._verifier = verifier
         self._delivery = delivery
         self._hasher = hasher
         self._policy = policy
+        self._sessions = sessions
         self._tokens = tokens
         self._issuer = issuer
         self._clock = clock
@@ -59,6 +64,10 @@ class RecoveryService:
             kind, value = parse_login(login)
         except ValidationError:
             raise ValidationError("enter your phone number or e-mail", "login") from None
+        with self._uow.transaction():
+            return self._start(kind, value, address)
+
+    def _start(self, kind: str, value: str, address: str) -> Verification:
         column = User.phone if kind == "phone" else User.email
         verified = User.phone_verified if kind == "phone" else User.email_verified
         user = self._db.scalar(
@@ -95,25 +104,24 @@ class RecoveryService:
         if user is None:
             self._verifier.blind(row)
         self._db.add(row)
-        self._db.commit()
         return row
 
     def get(self, flow_id: str | None) -> Verification:
         return self._verifier.load(flow_id, "recover")
 
     def resend(self, flow_id: str, address: str) -> Verification:
-        row = self.get(flow_id)
-        if row.state != "code_sent":
-            raise IllegalTransition("nothing to resend")
-        issued = self._verifier.issue_code(row)
-        if row.user_id:
-            self._delivery.send_code_sms(
-                row.contact_value, issued.secret, "recover", address=address
-            )
-        else:
-            self._verifier.blind(row)
-            self._delivery.count_decoy_sms(row.contact_value, address)
-        self._db.commit()
+        with self._uow.transaction():
+            row = self.get(flow_id)
+            if row.state != "code_sent":
+                raise IllegalTransition("nothing to resend")
+            issued = self._verifier.issue_code(row)
+            if row.user_id:
+                self._delivery.send_code_sms(
+                    row.contact_value, issued.secret, "recover", address=address
+                )
+            else:
+                self._verifier.blind(row)
+                self._delivery.count_decoy_sms(row.contact_value, address)
         return row
 
     def confirm_code(self, flow_id: str, code: str) -> Verification:
@@ -133,16 +141,14 @@ class RecoveryService:
         self._policy.check(
             password, [user.family_name, user.given_name, user.middle_name, user.phone, user.email]
         )
-        now = self._now()
-        user.password_hash = self._hasher.hash(password)
-        user.password_changed_at = user.updated_at = now
-        row.state, row.completed_at = "completed", now
-        # Every session and every refresh token of the account ends (OWASP Forgot Password).
-        self._db.execute(
-            update(SsoSession)
-            .where(SsoSession.user_id == user.id, SsoSession.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
-        self._db.commit()
-        self._tokens.revoke_for(user.id)
+        password_hash = self._hasher.hash(password)
+        # One unit of work: the new password, the completed flow, and the end of every
+        # session and refresh token of the account (OWASP Forgot Password), or none of them.
+        with self._uow.transaction():
+            now = self._now()
+            user.password_hash = password_hash
+            user.password_changed_at = user.updated_at = now
+            row.state, row.completed_at = "completed", now
+            self._sessions.end_all(user.id)
+            self._tokens.revoke_for(user.id)
         return user

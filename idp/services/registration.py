@@ -29,6 +29,7 @@ from idp.adapters.sql.models import User, Verification
 from idp.domain.contacts import parse_login
 from idp.domain.errors import Conflict, IdpError, ValidationError
 from idp.domain.regions import check_region
+from idp.persistence import UnitOfWork
 from idp.services.users import check_name
 from idp.services.verification import ContactVerifier
 
@@ -60,6 +61,7 @@ class RegistrationService:
     def __init__(
         self,
         session: Session,
+        uow: UnitOfWork,
         verifier: ContactVerifier,
         delivery,
         users,
@@ -73,6 +75,7 @@ class RegistrationService:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._db = session
+        self._uow = uow
         self._verifier = verifier
         self._delivery = delivery
         self._users = users
@@ -112,6 +115,10 @@ class RegistrationService:
             kind, value = parse_login(contact)
         except ValidationError:
             raise ValidationError("enter a mobile number or an e-mail", "contact") from None
+        with self._uow.transaction():
+            return self._start(names, region, kind, value, address)
+
+    def _start(self, names: dict, region: str, kind: str, value: str, address: str) -> Started:
         owner = self._owner(kind, value)
         now = self._now()
         row = Verification(
@@ -135,7 +142,6 @@ class RegistrationService:
         if owner is not None and owner.status == "legacy":
             row.state, row.user_id = "legacy", owner.id
             self._db.add(row)
-            self._db.commit()
             return Started(row, legacy=True)
         row.state = "code_sent" if kind == "phone" else "link_sent"
         if owner is not None:
@@ -148,9 +154,8 @@ class RegistrationService:
             self._delivery.send_link_email(
                 value, self._link(issued.secret), "register", ttl_minutes=24 * 60
             )
-        # Stored only once the message is out: a failed delivery leaves nothing behind.
+        # Delivery and the flow share the transaction: a failed delivery leaves nothing behind.
         self._db.add(row)
-        self._db.commit()
         return Started(row, legacy=False)
 
     def _owner(self, kind: str, value: str) -> User | None:
@@ -179,20 +184,20 @@ class RegistrationService:
         return self._verifier.load(flow_id, "register")
 
     def resend(self, flow_id: str, address: str) -> Verification:
-        row = self.get(flow_id)
-        if row.state != "code_sent":
-            raise IllegalTransition("nothing to resend")
-        issued = self._verifier.issue_code(row)
-        if row.payload.get("decoy"):
-            self._verifier.blind(row)
-            self._delivery.notify_contact(
-                "phone", row.contact_value, "contact_in_use", address=address
-            )
-        else:
-            self._delivery.send_code_sms(
-                row.contact_value, issued.secret, "register", address=address
-            )
-        self._db.commit()
+        with self._uow.transaction():
+            row = self.get(flow_id)
+            if row.state != "code_sent":
+                raise IllegalTransition("nothing to resend")
+            issued = self._verifier.issue_code(row)
+            if row.payload.get("decoy"):
+                self._verifier.blind(row)
+                self._delivery.notify_contact(
+                    "phone", row.contact_value, "contact_in_use", address=address
+                )
+            else:
+                self._delivery.send_code_sms(
+                    row.contact_value, issued.secret, "register", address=address
+                )
         return row
 
     def confirm_code(self, flow_id: str, code: str) -> Verification:
@@ -233,14 +238,14 @@ class RegistrationService:
             updated_at=now,
             password_changed_at=now,
         )
-        self._db.add(user)
-        row.state, row.user_id, row.completed_at = "completed", user.id, now
         try:
-            self._db.commit()
+            with self._uow.transaction():
+                self._db.add(user)
+                row.state, row.user_id, row.completed_at = "completed", user.id, now
+                self._db.flush()
         except IntegrityError:
-            self._db.rollback()
-            # Only the contact's unique constraint means "taken meanwhile"; any other failure
-            # is ours, and the confirmed flow stays so that the person can retry.
+            # Rolled back. Only the contact's unique constraint means "taken meanwhile"; any
+            # other failure is ours, and the confirmed flow stays so that the person can retry.
             if self._owner(row.contact_kind, row.contact_value) is None:
                 raise
             raise Conflict("the contact was registered meanwhile") from None
@@ -252,12 +257,12 @@ class RegistrationService:
 
     def upgrade_legacy(self, flow_id: str, password: str) -> User | None:
         """The legacy account's password turns it into a cabinet account; None when wrong."""
-        row = self.get(flow_id)
-        check_transition(row.state, "completed")
-        user = self._db.get(User, row.user_id)
-        outcome = self._legacy.upgrade(user, password)
-        if not outcome.ok:
-            return None
-        row.state, row.completed_at = "completed", self._now()
-        self._db.commit()
+        with self._uow.transaction():
+            row = self.get(flow_id)
+            check_transition(row.state, "completed")
+            user = self._db.get(User, row.user_id)
+            outcome = self._legacy.upgrade(user, password)
+            if not outcome.ok:
+                return None
+            row.state, row.completed_at = "completed", self._now()
         return user

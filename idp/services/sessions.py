@@ -2,7 +2,8 @@
 
 The cookie carries a 256-bit secret; the database keeps only its SHA-256, so a leaked table
 cannot be replayed as cookies. A new secret is issued at every sign-in (no fixation, ASVS
-3.2.1) and any session the browser already had is ended.
+3.2.1) and any session the browser already had is ended. Storage sits behind the
+:class:`~idp.persistence.SessionStore` port.
 """
 
 from __future__ import annotations
@@ -12,11 +13,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-
-from idp.adapters.sql.models import Client, SessionClient, SsoSession, User
+from idp.adapters.sql.models import Client, SsoSession, User
+from idp.persistence import SessionStore, UnitOfWork
 from idp.services.crypto import new_token, sha256_hex
 
 
@@ -30,15 +28,22 @@ class OpenedSession:
 class SessionService:
     def __init__(
         self,
-        session: Session,
+        store: SessionStore,
+        uow: UnitOfWork,
+        load_user: Callable[[str], User | None],
         session_ttl: int,
         remember_me_ttl: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._db = session
+        self._store = store
+        self._uow = uow
+        self._load_user = load_user
         self._ttl = session_ttl
         self._remember_ttl = remember_me_ttl
         self._clock = clock
+
+    def _now(self) -> int:
+        return int(self._clock())
 
     def open(
         self,
@@ -50,11 +55,7 @@ class SessionService:
         user_agent: str | None,
         previous_cookie: str | None = None,
     ) -> OpenedSession:
-        if previous_cookie:
-            old = self.current(previous_cookie)
-            if old is not None:
-                self.end(old)
-        now = int(self._clock())
+        now = self._now()
         ttl = self._remember_ttl if remember else self._ttl
         secret = new_token(32)
         row = SsoSession(
@@ -71,65 +72,45 @@ class SessionService:
             last_seen_at=now,
             expires_at=now + ttl,
         )
-        self._db.add(row)
-        self._db.commit()
+        with self._uow.transaction():
+            if previous_cookie:
+                old = self.current(previous_cookie)
+                if old is not None:
+                    self.end(old)
+            self._store.add(row)
         return OpenedSession(row, secret, ttl if remember else None)
 
     def current(self, cookie_value: str | None) -> SsoSession | None:
         if not cookie_value or len(cookie_value) > 100:
             return None
-        row = self._db.scalar(
-            select(SsoSession).where(SsoSession.token_hash == sha256_hex(cookie_value))
-        )
+        row = self._store.by_token_hash(sha256_hex(cookie_value))
         if row is None or row.revoked_at is not None or row.expires_at <= self._clock():
             return None
-        user = self._db.get(User, row.user_id)
+        user = self._load_user(row.user_id)
         if user is None or user.status != "active":
             return None
         return row
 
     def get(self, session_id: str) -> SsoSession | None:
-        return self._db.get(SsoSession, session_id)
+        return self._store.get(session_id)
 
     def note_client(self, session_id: str, client_id: str) -> None:
         """Remember that ``client_id`` received tokens in this session (for logout)."""
-        if self._db.get(SessionClient, (session_id, client_id)) is not None:
-            return
-        self._db.add(SessionClient(session_id=session_id, client_id=client_id))
-        try:
-            self._db.commit()
-        except IntegrityError:
-            self._db.rollback()
+        with self._uow.transaction():
+            self._store.note_client(session_id, client_id)
 
     def clients_of(self, session_id: str) -> list[Client]:
-        return list(
-            self._db.scalars(
-                select(Client)
-                .join(SessionClient, SessionClient.client_id == Client.client_id)
-                .where(SessionClient.session_id == session_id)
-            )
-        )
+        return self._store.clients_of(session_id)
 
     def end(self, row: SsoSession) -> bool:
         """End a session; True when this call ended it (it was still live)."""
-        ended = self._db.execute(
-            update(SsoSession)
-            .where(SsoSession.id == row.id, SsoSession.revoked_at.is_(None))
-            .values(revoked_at=int(self._clock()))
-        ).rowcount
-        self._db.commit()
-        return ended == 1
+        with self._uow.transaction():
+            return self._store.end(row.id, self._now())
+
+    def end_all(self, user_id: str, keep: str | None = None) -> int:
+        """End every live session of the account but ``keep`` (password change, recovery)."""
+        with self._uow.transaction():
+            return self._store.end_all(user_id, self._now(), keep)
 
     def list_for(self, user_id: str) -> list[SsoSession]:
-        now = int(self._clock())
-        return list(
-            self._db.scalars(
-                select(SsoSession)
-                .where(
-                    SsoSession.user_id == user_id,
-                    SsoSession.revoked_at.is_(None),
-                    SsoSession.expires_at > now,
-                )
-                .order_by(SsoSession.created_at.desc())
-            )
-        )
+        return self._store.live_for(user_id, self._now())

@@ -1,12 +1,14 @@
 """Authorization codes, access tokens (RFC 9068 JWTs), refresh-token families, ID tokens.
 
-Storage rules that matter for security, each enforced with one atomic statement so that
-parallel requests cannot both win:
+Storage rules that matter for security, each enforced with one atomic statement of the
+:class:`~idp.persistence.TokenStore` so that parallel requests cannot both win:
 
 * a code is consumed by ``UPDATE … WHERE consumed_at IS NULL``; a second redemption finds it
   consumed and revokes every token the first one issued (RFC 6749 §4.1.2, RFC 9700 §4.2.4);
-* a refresh token is rotated by ``UPDATE … WHERE rotated_at IS NULL``; presenting a rotated
-  token revokes its whole family (RFC 9700 §4.14.2); a family has an absolute lifetime.
+* a refresh token is rotated by ``UPDATE … WHERE rotated_at IS NULL … RETURNING``; presenting
+  a rotated token revokes its whole family (RFC 9700 §4.14.2); a family has an absolute
+  lifetime. The rotation and the successor's ``INSERT`` are one unit of work: a failure in
+  between leaves the old token as it was, so the client's retry is not taken for reuse.
 """
 
 from __future__ import annotations
@@ -18,11 +20,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
-
 from idp.adapters.sql.models import AuthorizationCode, Client, Grant, User
 from idp.domain.scopes import SCOPE_CLAIMS, split_scope
+from idp.persistence import TokenStore, UnitOfWork
 from idp.services.crypto import new_token, sha256_hex
 from idp.services.keys import KeyService, TokenInvalid
 
@@ -51,6 +51,19 @@ class Authentication:
 class Issued:
     response: dict
     grant: Grant
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """The outcome of :meth:`TokenService.refresh`: ``issued`` (with the ``user`` and the
+    rotated ``previous`` grant), or ``refused`` naming why: ``invalid`` (unknown, foreign,
+    expired, revoked or reused token), ``scope`` (more than the grant holds) or ``inactive``
+    (the account is gone or not active). A refusal's revocations are committed."""
+
+    issued: Issued | None = None
+    user: User | None = None
+    previous: Grant | None = None
+    refused: str | None = None
 
 
 def half_hash(value: str) -> str:
@@ -90,12 +103,14 @@ def _released(scopes: Sequence[str]) -> set[str]:
 class TokenService:
     def __init__(
         self,
-        session: Session,
+        store: TokenStore,
+        uow: UnitOfWork,
         keys: KeyService,
         policy: TokenPolicy,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._db = session
+        self._store = store
+        self._uow = uow
         self._keys = keys
         self._policy = policy
         self._clock = clock
@@ -122,58 +137,45 @@ class TokenService:
     ) -> str:
         code = new_token(32)
         now = self._now()
-        self._db.add(
-            AuthorizationCode(
-                code_hash=sha256_hex(code),
-                client_id=client_id,
-                user_id=user_id,
-                redirect_uri=redirect_uri,
-                scope=scope,
-                nonce=nonce,
-                code_challenge=code_challenge,
-                code_challenge_method=code_challenge_method,
-                auth_time=authn.auth_time,
-                acr=authn.acr,
-                amr=list(authn.amr),
-                sid=authn.sid,
-                created_at=now,
-                expires_at=now + self._policy.code_ttl,
-            )
+        row = AuthorizationCode(
+            code_hash=sha256_hex(code),
+            client_id=client_id,
+            user_id=user_id,
+            redirect_uri=redirect_uri,
+            scope=scope,
+            nonce=nonce,
+            code_challenge=code_challenge,
+            code_challenge_method=code_challenge_method,
+            auth_time=authn.auth_time,
+            acr=authn.acr,
+            amr=list(authn.amr),
+            sid=authn.sid,
+            created_at=now,
+            expires_at=now + self._policy.code_ttl,
         )
-        self._db.commit()
+        with self._uow.transaction():
+            self._store.add_code(row)
         return code
 
     def consume_code(self, code: str, client_id: str) -> AuthorizationCode | None:
         """Redeem ``code`` once. A replay revokes what the first redemption issued."""
         if not code or len(code) > 200:
             return None
-        row = self._db.scalar(
-            select(AuthorizationCode).where(AuthorizationCode.code_hash == sha256_hex(code))
-        )
-        if row is None or row.client_id != client_id:
-            return None
-        now = self._now()
-        claimed = self._db.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.id == row.id, AuthorizationCode.consumed_at.is_(None))
-            .values(consumed_at=now)
-        ).rowcount
-        self._db.commit()
-        if claimed != 1:
-            self.revoke_by_code(row.id)
-            return None
+        with self._uow.transaction():
+            row = self._store.code_by_hash(sha256_hex(code))
+            if row is None or row.client_id != client_id:
+                return None
+            now = self._now()
+            if not self._store.consume_code(row.id, now):
+                self._store.revoke_code_families(row.id, now)
+                return None
         if row.expires_at <= now:
             return None
         return row
 
     def revoke_by_code(self, code_id: int) -> None:
-        families = select(Grant.family_id).where(Grant.code_id == code_id).scalar_subquery()
-        self._db.execute(
-            update(Grant)
-            .where(Grant.family_id.in_(families), Grant.revoked_at.is_(None))
-            .values(revoked_at=self._now())
-        )
-        self._db.commit()
+        with self._uow.transaction():
+            self._store.revoke_code_families(code_id, self._now())
 
     # --- issuing ------------------------------------------------------------------------
 
@@ -233,8 +235,8 @@ class TokenService:
             amr=list(authn.amr) if authn else [],
             created_at=now,
         )
-        self._db.add(grant)
-        self._db.commit()
+        with self._uow.transaction():
+            self._store.add_grant(grant)
         response = {
             "access_token": access_token,
             "token_type": "Bearer",
@@ -297,26 +299,54 @@ class TokenService:
 
     # --- refresh tokens ------------------------------------------------------------------
 
+    def refresh(
+        self,
+        refresh_token: str,
+        client: Client,
+        requested: Sequence[str],
+        audience: Sequence[str],
+        load_user: Callable[[str], User | None],
+    ) -> Refreshed:
+        """RFC 6749 §6 with rotation (RFC 9700 §4.14.2), one unit of work: look the token
+        up, claim it with one conditional ``UPDATE … RETURNING``, ``INSERT`` its successor.
+        ``requested`` scopes must lie within the grant's; none means the grant's own."""
+        with self._uow.transaction():
+            known = self.find_refresh(refresh_token)
+            if known is None or known.client_id != client.client_id:
+                return Refreshed(refused="invalid")
+            if requested and not set(requested) <= set(split_scope(known.scope)):
+                return Refreshed(refused="scope")
+            row = self._claim(known)
+            if row is None:
+                return Refreshed(refused="invalid")
+            user = load_user(row.user_id) if row.user_id else None
+            if user is None or user.status != "active":
+                self._store.revoke_family(row.family_id, self._now())
+                return Refreshed(refused="inactive")
+            authn = Authentication(row.auth_time or 0, row.acr, tuple(row.amr or ()), row.sid)
+            scope = " ".join(requested) if requested else row.scope
+            issued = self.issue(
+                client, user, scope, audience, authn=authn, include_refresh=True, family=row
+            )
+            return Refreshed(issued=issued, user=user, previous=row)
+
     def rotate_refresh(self, refresh_token: str, client_id: str) -> Grant | None:
         """Claim a refresh token for one rotation; reuse revokes the family."""
-        if not refresh_token or len(refresh_token) > 200:
-            return None
-        row = self._db.scalar(select(Grant).where(Grant.refresh_hash == sha256_hex(refresh_token)))
-        if row is None or row.client_id != client_id:
-            return None
+        with self._uow.transaction():
+            row = self.find_refresh(refresh_token)
+            if row is None or row.client_id != client_id:
+                return None
+            return self._claim(row)
+
+    def _claim(self, row: Grant) -> Grant | None:
         now = self._now()
         if row.revoked_at is not None or row.family_expires_at <= now:
             return None
-        claimed = self._db.execute(
-            update(Grant)
-            .where(Grant.id == row.id, Grant.rotated_at.is_(None), Grant.revoked_at.is_(None))
-            .values(rotated_at=now)
-        ).rowcount
-        self._db.commit()
-        if claimed != 1:
-            self.revoke_family(row.family_id)
-            return None
-        return row
+        claimed = self._store.rotate(row.id, now)
+        if claimed is None:
+            # Rotated already (or revoked meanwhile): a replay, so the family ends.
+            self._store.revoke_family(row.family_id, now)
+        return claimed
 
     # --- lookups and revocation ----------------------------------------------------------
 
@@ -328,7 +358,7 @@ class TokenService:
             return None
         if not isinstance(claims.get("jti"), str):
             return None
-        grant = self._db.scalar(select(Grant).where(Grant.access_jti == claims["jti"]))
+        grant = self._store.grant_by_jti(claims["jti"])
         if grant is None or grant.revoked_at is not None:
             return None
         return grant, claims
@@ -336,7 +366,7 @@ class TokenService:
     def find_refresh(self, token: str) -> Grant | None:
         if not token or len(token) > 200:
             return None
-        return self._db.scalar(select(Grant).where(Grant.refresh_hash == sha256_hex(token)))
+        return self._store.grant_by_refresh(sha256_hex(token))
 
     def refresh_active(self, grant: Grant) -> bool:
         return (
@@ -347,34 +377,21 @@ class TokenService:
         )
 
     def revoke_family(self, family_id: str) -> None:
-        self._db.execute(
-            update(Grant)
-            .where(Grant.family_id == family_id, Grant.revoked_at.is_(None))
-            .values(revoked_at=self._now())
-        )
-        self._db.commit()
+        with self._uow.transaction():
+            self._store.revoke_family(family_id, self._now())
 
     def revoke_access(self, grant_id: str) -> None:
         """Revoke one access token; its refresh token, if any, goes with it."""
-        grant = self._db.get(Grant, grant_id)
-        if grant is not None and grant.refresh_hash is not None:
-            self.revoke_family(grant.family_id)
-            return
-        self._db.execute(
-            update(Grant)
-            .where(Grant.id == grant_id, Grant.revoked_at.is_(None))
-            .values(revoked_at=self._now())
-        )
-        self._db.commit()
+        with self._uow.transaction():
+            grant = self._store.grant(grant_id)
+            if grant is not None and grant.refresh_hash is not None:
+                self._store.revoke_family(grant.family_id, self._now())
+            else:
+                self._store.revoke_grant(grant_id, self._now())
 
     def revoke_for(
         self, user_id: str, client_id: str | None = None, sid: str | None = None
     ) -> None:
         """Revoke a user's grants: all, one client's, or those of one SSO session."""
-        query = update(Grant).where(Grant.user_id == user_id, Grant.revoked_at.is_(None))
-        if client_id:
-            query = query.where(Grant.client_id == client_id)
-        if sid:
-            query = query.where(Grant.sid == sid)
-        self._db.execute(query.values(revoked_at=self._now()))
-        self._db.commit()
+        with self._uow.transaction():
+            self._store.revoke_for(user_id, self._now(), client_id=client_id, sid=sid)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from idp.adapters.sql.models import User
 from idp.domain.contacts import parse_login
 from idp.domain.errors import Conflict, ValidationError
+from idp.persistence import UnitOfWork
 from idp.services.passwords import MAX_PASSWORD_LENGTH, PasswordHasher
 
 MIN_PASSWORD_LENGTH = 8
@@ -57,9 +58,14 @@ def check_password(password: str) -> None:
 
 class UserService:
     def __init__(
-        self, session: Session, hasher: PasswordHasher, clock: Callable[[], float] = time.time
+        self,
+        session: Session,
+        uow: UnitOfWork,
+        hasher: PasswordHasher,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._db = session
+        self._uow = uow
         self._hasher = hasher
         self._clock = clock
 
@@ -91,12 +97,12 @@ class UserService:
             updated_at=now,
             password_changed_at=now,
         )
-        self._db.add(user)
-        try:
-            self._db.commit()
-        except IntegrityError:
-            self._db.rollback()
-            raise Conflict("an account with this login already exists") from None
+        with self._uow.transaction():
+            self._db.add(user)
+            try:
+                self._db.flush()
+            except IntegrityError:
+                raise Conflict("an account with this login already exists") from None
         return user
 
     def get(self, user_id: str) -> User | None:

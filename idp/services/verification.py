@@ -6,7 +6,8 @@
 * E-mail: a 256-bit link token valid 24 hours, single use, confirmed by POST only.
 
 Every check is one conditional ``UPDATE`` so parallel submissions of one valid secret succeed
-exactly once (checklist item 23) and wrong answers are all counted (item 22).
+exactly once (checklist item 23) and wrong answers are all counted (item 22). A check is a
+unit of work of its own, committed before a rejection is raised: a wrong answer stays counted.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from idp.adapters.sql.models import Verification
 from idp.domain.errors import IdpError, NotFound, Throttled
+from idp.persistence import UnitOfWork
 from idp.services.crypto import new_token, sha256_hex
 
 CODE_TTL = 600
@@ -49,8 +51,11 @@ class Issued:
 
 
 class ContactVerifier:
-    def __init__(self, session: Session, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, session: Session, uow: UnitOfWork, clock: Callable[[], float] = time.time
+    ) -> None:
         self._db = session
+        self._uow = uow
         self._clock = clock
 
     def _now(self) -> int:
@@ -102,10 +107,19 @@ class ContactVerifier:
         return Issued(token, now + LINK_TTL)
 
     def check_code(self, row_id: str, state: str, code: str, next_state: str) -> Verification:
-        """Move ``row_id`` from ``state`` to ``next_state`` if ``code`` is right; else count."""
+        """Move ``row_id`` from ``state`` to ``next_state`` if ``code`` is right; else count
+        the failure and raise :class:`SecretRejected`. A unit of work of its own."""
+        return self._own(lambda: self.attempt_code(row_id, state, code, next_state))
+
+    def attempt_code(
+        self, row_id: str, state: str, code: str, next_state: str
+    ) -> Verification | SecretRejected:
+        """:meth:`check_code` as a step of the caller's unit of work: the rejection is
+        returned, so the caller's block commits the counted failure before raising it."""
         code = (code or "").strip().replace(" ", "")
         digest = sha256_hex(f"{row_id}:{code}") if code.isdigit() and len(code) == 6 else "-"
-        return self._consume(row_id, state, digest, next_state, count_failure=True)
+        with self._uow.transaction():
+            return self._attempt(row_id, state, digest, next_state, count_failure=True)
 
     def find_by_link(self, token: str) -> Verification | None:
         if not token or len(token) > 100:
@@ -115,14 +129,30 @@ class ContactVerifier:
         )
 
     def check_link(self, token: str, state: str, next_state: str) -> Verification:
+        return self._own(lambda: self.attempt_link(token, state, next_state))
+
+    def attempt_link(
+        self, token: str, state: str, next_state: str
+    ) -> Verification | SecretRejected:
+        """:meth:`check_link` as a step of the caller's unit of work (see attempt_code)."""
         row = self.find_by_link(token)
         if row is None:
-            raise SecretRejected("wrong")
-        return self._consume(row.id, state, sha256_hex(token), next_state, count_failure=False)
+            return SecretRejected("wrong")
+        with self._uow.transaction():
+            return self._attempt(row.id, state, sha256_hex(token), next_state, False)
 
-    def _consume(
+    def _own(self, attempt: Callable[[], Verification | SecretRejected]) -> Verification:
+        if self._uow.active:
+            # An enclosing block that rolls back on the rejection would forget the failure.
+            raise RuntimeError("check_* runs in a unit of work of its own; use attempt_*")
+        outcome = attempt()
+        if isinstance(outcome, SecretRejected):
+            raise outcome
+        return outcome
+
+    def _attempt(
         self, row_id: str, state: str, digest: str, next_state: str, count_failure: bool
-    ) -> Verification:
+    ) -> Verification | SecretRejected:
         now = self._now()
         won = self._db.execute(
             update(Verification)
@@ -137,17 +167,16 @@ class ContactVerifier:
             )
             .values(state=next_state, secret_hash=None, completed_at=now)
         ).rowcount
-        self._db.commit()
         row = self._db.get(Verification, row_id)
         self._db.refresh(row)
         if won == 1:
             return row
         if row.state != state:
-            raise SecretRejected("used")
+            return SecretRejected("used")
         if row.expires_at <= now or (row.secret_expires_at or 0) <= now:
-            raise SecretRejected("expired")
+            return SecretRejected("expired")
         if row.code_failures >= MAX_CODE_FAILURES or row.attempts >= MAX_FLOW_FAILURES:
-            raise SecretRejected("exhausted")
+            return SecretRejected("exhausted")
         if count_failure:
             self._db.execute(
                 update(Verification)
@@ -156,7 +185,6 @@ class ContactVerifier:
                     attempts=Verification.attempts + 1, code_failures=Verification.code_failures + 1
                 )
             )
-            self._db.commit()
             self._db.refresh(row)
         left = max(0, min(MAX_CODE_FAILURES - row.code_failures, MAX_FLOW_FAILURES - row.attempts))
-        raise SecretRejected("wrong" if left else "exhausted", left)
+        return SecretRejected("wrong" if left else "exhausted", left)

@@ -31,6 +31,5 @@ def revoke_app(client_id: str):
     sso = current_session()
     if sso is None:
         return redirect(url_for("auth.login"), code=303)
-    services().consents.revoke(sso.user_id, client_id)
-    services().tokens.revoke_for(sso.user_id, client_id=client_id)
+    services().consents.revoke_app(sso.user_id, client_id)
     return redirect(url_for("account.home"), code=303)

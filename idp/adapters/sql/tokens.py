@@ -1,0 +1,93 @@
+"""The SQL adapter of :class:`idp.persistence.TokenStore`: every conditional step is one
+statement, so parallel requests on one code or refresh token cannot both win."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, scoped_session
+
+from idp.adapters.sql.models import AuthorizationCode, Grant
+
+
+class SqlTokenStore:
+    def __init__(self, session: Session | scoped_session) -> None:
+        self._db = session
+
+    # --- codes ---------------------------------------------------------------------------
+
+    def add_code(self, code: AuthorizationCode) -> None:
+        self._db.add(code)
+
+    def code_by_hash(self, code_hash: str) -> AuthorizationCode | None:
+        return self._db.scalar(
+            select(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash)
+        )
+
+    def consume_code(self, code_id: int, now: int) -> bool:
+        claimed = self._db.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.id == code_id, AuthorizationCode.consumed_at.is_(None))
+            .values(consumed_at=now)
+        ).rowcount
+        return claimed == 1
+
+    # --- grants --------------------------------------------------------------------------
+
+    def add_grant(self, grant: Grant) -> None:
+        self._db.add(grant)
+
+    def grant(self, grant_id: str) -> Grant | None:
+        return self._db.get(Grant, grant_id)
+
+    def grant_by_refresh(self, refresh_hash: str) -> Grant | None:
+        return self._db.scalar(select(Grant).where(Grant.refresh_hash == refresh_hash))
+
+    def grant_by_jti(self, jti: str) -> Grant | None:
+        return self._db.scalar(select(Grant).where(Grant.access_jti == jti))
+
+    def rotate(self, grant_id: str, now: int) -> Grant | None:
+        # RETURNING (PostgreSQL; SQLite ≥ 3.35) hands back the row as claimed, under its lock.
+        return self._db.scalars(
+            update(Grant)
+            .where(
+                Grant.id == grant_id,
+                Grant.rotated_at.is_(None),
+                Grant.revoked_at.is_(None),
+                Grant.family_expires_at > now,
+            )
+            .values(rotated_at=now)
+            .returning(Grant),
+            execution_options={"populate_existing": True},
+        ).one_or_none()
+
+    def revoke_family(self, family_id: str, now: int) -> int:
+        return self._db.execute(
+            update(Grant)
+            .where(Grant.family_id == family_id, Grant.revoked_at.is_(None))
+            .values(revoked_at=now)
+        ).rowcount
+
+    def revoke_grant(self, grant_id: str, now: int) -> int:
+        return self._db.execute(
+            update(Grant)
+            .where(Grant.id == grant_id, Grant.revoked_at.is_(None))
+            .values(revoked_at=now)
+        ).rowcount
+
+    def revoke_code_families(self, code_id: int, now: int) -> int:
+        families = select(Grant.family_id).where(Grant.code_id == code_id).scalar_subquery()
+        return self._db.execute(
+            update(Grant)
+            .where(Grant.family_id.in_(families), Grant.revoked_at.is_(None))
+            .values(revoked_at=now)
+        ).rowcount
+
+    def revoke_for(
+        self, user_id: str, now: int, client_id: str | None = None, sid: str | None = None
+    ) -> int:
+        query = update(Grant).where(Grant.user_id == user_id, Grant.revoked_at.is_(None))
+        if client_id:
+            query = query.where(Grant.client_id == client_id)
+        if sid:
+            query = query.where(Grant.sid == sid)
+        return self._db.execute(query.values(revoked_at=now)).rowcount
