@@ -103,7 +103,8 @@ def test_resend_cooldown_grows_and_a_new_code_replaces_the_old(live):
         live.services.registration.resend(flow, "198.51.100.7")
         row = live.services.registration.get(flow)
         assert row.attempts == 1  # not reset by the resend
-        assert live.services.verifier.cooldown(row) == 600  # doubled
+        # doubled (the clock may tick a second between the send and this read)
+        assert 598 <= live.services.verifier.cooldown(row) <= 600
     second = sent_codes(live, "+79995550001")[-1]
     if second != first:
         with pytest.raises(SecretRejected):
