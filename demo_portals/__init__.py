@@ -17,8 +17,9 @@ from demo_portals.linking import LinkingReader
 from demo_portals.sessions import SessionStore
 
 
-def create_app(settings: PortalSettings) -> Flask:
-    """Build one portal (the composition root)."""
+def create_app(settings: PortalSettings, logout_tokens: LogoutTokenVerifier | None = None) -> Flask:
+    """Build one portal (the composition root). Tests may pass their own logout token
+    verifier (e.g. trusting a key set of their own instead of the IdP's JWKS)."""
     from demo_portals.views import bp
 
     app = Flask(__name__)
@@ -46,7 +47,8 @@ def create_app(settings: PortalSettings) -> Flask:
         oauth=oauth,
         sessions=SessionStore(),
         linking=LinkingReader(settings.linking_target),
-        logout_tokens=LogoutTokenVerifier(
+        logout_tokens=logout_tokens
+        or LogoutTokenVerifier(
             settings.issuer,
             settings.client_id,
             lambda force: oauth.elk.fetch_jwk_set(force=force),
