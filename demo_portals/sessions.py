@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -20,7 +20,6 @@ class PortalSession:
     access_token: str
     token_scope: str
     token_expires_at: int | None
-    extra: dict = field(default_factory=dict)
 
 
 class SessionStore:
