@@ -73,10 +73,13 @@ setup: install proto
 run: setup
 	@echo "IdP at $(IDP_ISSUER)  (discovery: /.well-known/openid-configuration)"
 	@echo "linking service (gRPC) at $(LINKING_LISTEN)"
+	@echo "demo portals: «Интернет-магазин» http://127.0.0.1:8081  «Домашнее ТВ» http://127.0.0.1:8082"
 	@exec $(BIN)/python scripts/supervise.py --deadline 10 \
 	  'linking-service LINKING_SHUTDOWN_GRACE=5 $(BIN)/linking-service serve' \
 	  'linking-events --wait-for $(LINKING_LISTEN) IDP_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/idp linking-events' \
-	  'idp IDP_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/idp serve --host 127.0.0.1 --port $(IDP_PORT)'
+	  'idp IDP_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/idp serve --host 127.0.0.1 --port $(IDP_PORT)' \
+	  'shop PORTAL_ISSUER=$(IDP_ISSUER) PORTAL_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/demo-portal shop' \
+	  'tv PORTAL_ISSUER=$(IDP_ISSUER) PORTAL_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/demo-portal tv'
 
 services-check:
 	bash scripts/check-services.sh
@@ -88,7 +91,7 @@ test: install proto browser services-check
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check idp linking_service elk_common tests
+	$(BIN)/ruff format --check idp linking_service elk_common demo_portals tests
 
 bench:
 	@echo "benchmarks arrive with the benchmark issue"

@@ -1,4 +1,5 @@
-"""Demo data for `make run`: one first-party client and one account, printed on start."""
+"""Demo data for `make run`: first-party clients (a bare one, and the two demo portals of
+`demo_portals/`) and one account, printed on start. Safe to run again."""
 
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ DEMO_LOGIN = "+79990000001"
 DEMO_EMAIL = "demo@example.ru"
 DEMO_PASSWORD = "Демо-пароль-2026"
 
+# The demo portals (demo_portals/config.py holds the same defaults; the IdP imports nothing
+# of theirs). Fixed dev secrets, printed in the README: not secrets.
+DEMO_PORTALS = (
+    ("Интернет-магазин", "demo-shop", "demo-shop-secret-change-me", "http://127.0.0.1:8081"),
+    ("Домашнее ТВ", "demo-tv", "demo-tv-secret-change-me", "http://127.0.0.1:8082"),
+)
+
 
 def ensure_demo(app) -> str:
     services = app.extensions["idp.services"]
@@ -27,6 +35,18 @@ def ensure_demo(app) -> str:
             client_id=DEMO_CLIENT_ID,
             secret=DEMO_SECRET,
         )
+    for name, client_id, secret, base in DEMO_PORTALS:
+        if services.clients.get(client_id) is None:
+            services.clients.create(
+                name=name,
+                redirect_uris=[f"{base}/callback"],
+                first_party=True,
+                post_logout_redirect_uris=[f"{base}/"],
+                backchannel_logout_uri=f"{base}/backchannel-logout",
+                scopes=["openid", "profile", "linking"],
+                client_id=client_id,
+                secret=secret,
+            )
     with contextlib.suppress(Conflict):
         services.users.create(
             login=DEMO_LOGIN,
@@ -39,5 +59,6 @@ def ensure_demo(app) -> str:
         "Demo data:\n"
         f"  client_id={DEMO_CLIENT_ID} client_secret={DEMO_SECRET}\n"
         f"  redirect_uri={DEMO_REDIRECT}\n"
-        f"  user login={DEMO_LOGIN} (or 8 999 000-00-01) password={DEMO_PASSWORD}"
+        + "".join(f"  demo portal «{n}»: {b}/ (client_id={c})\n" for n, c, _, b in DEMO_PORTALS)
+        + f"  user login={DEMO_LOGIN} (or 8 999 000-00-01) password={DEMO_PASSWORD}"
     )

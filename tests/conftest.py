@@ -111,13 +111,14 @@ def profile(request) -> str:
 
 @pytest.fixture
 def make_live(profile, databases, worker, tmp_path):
-    """Start an IdP on a loopback port; ``make_live(IDP_CODE_TTL="5")`` overrides settings."""
+    """Start an IdP on a loopback port; ``make_live(IDP_CODE_TTL="5")`` overrides settings,
+    ``make_live(notifier=...)`` delivers back-channel logout for real instead of recording it."""
     started: list[Live] = []
     url = databases[profile]
     _reset(url)
     stores = []
 
-    def factory(**env_overrides) -> Live:
+    def factory(notifier=None, **env_overrides) -> Live:
         clock = Clock()
         if profile == "pg-redis":
             store = RedisStore(REDIS_URL, prefix=f"idp-test:{worker}:")
@@ -125,7 +126,7 @@ def make_live(profile, databases, worker, tmp_path):
             store = MemoryStore(clock=clock)
         store.clear()
         stores.append(store)
-        notifier = RecordingLogoutNotifier()
+        notifier = notifier or RecordingLogoutNotifier()
 
         def build(issuer: str) -> Live:
             env = base_env(url, tmp_path)

@@ -93,8 +93,10 @@ def service_modules() -> list[Path]:
 @pytest.mark.parametrize(
     ("package", "forbidden"),
     [
-        ("idp", ("linking_service",)),
-        ("linking_service", ("idp",)),
+        ("idp", ("linking_service", "demo_portals")),
+        ("linking_service", ("idp", "demo_portals")),
+        # The demo portals are outside callers: the contract only, like any company portal.
+        ("demo_portals", ("idp", "linking_service", "elk_common")),
         (
             "elk_common",
             ("idp", "linking_service", "elk_proto", "flask", "grpc", "sqlalchemy", "redis"),
