@@ -7,6 +7,9 @@ export IDP_VAR_DIR ?= $(CURDIR)/var
 # Where `make run` serves: `make run IDP_PORT=8001 LINKING_LISTEN=127.0.0.1:50052 IDP_VAR_DIR=/tmp/elk`.
 IDP_PORT       ?= 8000
 LINKING_LISTEN ?= 127.0.0.1:50051
+# The demo portals; `idp demo` registers their clients for these two ports.
+SHOP_PORT      ?= 8081
+TV_PORT        ?= 8082
 
 .PHONY: install setup run test test-fast lint proto bench clean browser services-check messages
 
@@ -73,13 +76,13 @@ setup: install proto
 run: setup
 	@echo "IdP at $(IDP_ISSUER)  (discovery: /.well-known/openid-configuration)"
 	@echo "linking service (gRPC) at $(LINKING_LISTEN)"
-	@echo "demo portals: «Интернет-магазин» http://127.0.0.1:8081  «Домашнее ТВ» http://127.0.0.1:8082"
+	@echo "demo portals: «Интернет-магазин» http://127.0.0.1:$(SHOP_PORT)  «Домашнее ТВ» http://127.0.0.1:$(TV_PORT)"
 	@exec $(BIN)/python scripts/supervise.py --deadline 10 \
 	  'linking-service LINKING_SHUTDOWN_GRACE=5 $(BIN)/linking-service serve' \
 	  'linking-events --wait-for $(LINKING_LISTEN) IDP_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/idp linking-events' \
 	  'idp IDP_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/idp serve --host 127.0.0.1 --port $(IDP_PORT)' \
-	  'shop PORTAL_ISSUER=$(IDP_ISSUER) PORTAL_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/demo-portal shop' \
-	  'tv PORTAL_ISSUER=$(IDP_ISSUER) PORTAL_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/demo-portal tv'
+	  'shop PORTAL_SHOP_PORT=$(SHOP_PORT) PORTAL_ISSUER=$(IDP_ISSUER) PORTAL_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/demo-portal shop' \
+	  'tv PORTAL_TV_PORT=$(TV_PORT) PORTAL_ISSUER=$(IDP_ISSUER) PORTAL_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/demo-portal tv'
 
 services-check:
 	bash scripts/check-services.sh

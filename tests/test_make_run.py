@@ -24,7 +24,7 @@ from tests.processes import alive, descendants, free_port, port_is_free, wait_un
 
 ROOT = Path(__file__).resolve().parents[1]
 STOP_DEADLINE = 15  # the supervisor's 10 s before SIGKILL, and some slack for a loaded machine
-NAMES = ("linking-service", "linking-events", "idp")
+NAMES = ("linking-service", "linking-events", "idp", "shop", "tv")
 
 # make as started from a terminal: SIGINT at its default disposition (a shell that started the
 # tests in the background leaves it ignored, and make would then not react to it).
@@ -59,11 +59,13 @@ def var_dir(tmp_path_factory):
 class MakeRun:
     def __init__(self, var: Path, log: Path) -> None:
         self.idp_port, self.grpc_port = free_port(), free_port()
+        self.portal_ports = free_port(), free_port()
         self.log = log
         self.process = subprocess.Popen(
             [sys.executable, "-c", AS_FROM_A_TERMINAL, "make", "--no-print-directory"]
             + ["-o", "setup", "run", f"IDP_PORT={self.idp_port}", f"IDP_VAR_DIR={var}"]
-            + [f"LINKING_LISTEN=127.0.0.1:{self.grpc_port}"],
+            + [f"LINKING_LISTEN=127.0.0.1:{self.grpc_port}"]
+            + [f"SHOP_PORT={self.portal_ports[0]}", f"TV_PORT={self.portal_ports[1]}"],
             cwd=ROOT,
             env=make_env(),
             stdout=log.open("w"),
@@ -134,6 +136,7 @@ def test_make_run_stops_everything_it_started(var_dir, tmp_path, signum, whom):
         assert run.process.wait(timeout=STOP_DEADLINE) == -signum, run.output()
         assert not [pid for pid in tree if alive(pid)], run.output()
         assert port_is_free(run.idp_port) and port_is_free(run.grpc_port)
+        assert all(port_is_free(port) for port in run.portal_ports)
         output = run.output()
         assert "supervise: all stopped" in output
         assert output.count("draining for at most") == 1  # one SIGTERM for the linking service
