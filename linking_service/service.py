@@ -2,7 +2,8 @@
 detaching, automatic attachment, the event outbox. No grpc, no generated code.
 
 Every change of holder happens in one database transaction that also writes the outbox event,
-so no event is lost or invented.
+so no event is lost or invented; events become visible in cursor order
+(:mod:`linking_service.adapters.sql.outbox`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from linking_service.adapters.sql.db import transaction
 from linking_service.adapters.sql.models import LinkEventRow, LinkRow
+from linking_service.adapters.sql.outbox import append_event, lock_outbox
 from linking_service.config import LinkingSettings
 from linking_service.domain import (
     AttachedAccount,
@@ -110,6 +112,7 @@ class LinkingService:
         check_account_number(account_number)
         now = self._now()
         with transaction(self._sessions) as db:
+            lock_outbox(db)  # before the link row: see linking_service.adapters.sql.outbox
             done = db.execute(
                 update(LinkRow)
                 .where(LinkRow.account_number == account_number, LinkRow.subject == subject)
@@ -117,7 +120,9 @@ class LinkingService:
             ).rowcount
             if done != 1:
                 raise NotFound("the account is not attached to you", "ACCOUNT_NOT_ATTACHED")
-            db.add(LinkEventRow.new(EventType.DETACHED, account_number, None, subject, now))
+            append_event(
+                db, LinkEventRow.new(EventType.DETACHED, account_number, None, subject, now)
+            )
 
     def auto_attach(
         self,
@@ -143,6 +148,7 @@ class LinkingService:
         for account in matches:
             try:
                 with transaction(self._sessions) as db:
+                    lock_outbox(db)
                     link = db.get(LinkRow, account.number, with_for_update=True)
                     if link is not None and link.subject is not None:
                         continue
@@ -158,7 +164,9 @@ class LinkingService:
                     else:
                         link.subject, link.attached_at = subject, now
                         link.version += 1
-                    db.add(LinkEventRow.new(EventType.ATTACHED, account.number, subject, None, now))
+                    append_event(
+                        db, LinkEventRow.new(EventType.ATTACHED, account.number, subject, None, now)
+                    )
             except IntegrityError:
                 continue
             attached.append(
