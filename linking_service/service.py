@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from linking_service.adapters.sql.db import transaction
+from linking_service.adapters.sql.db import read_only_sessions, transaction
 from linking_service.adapters.sql.models import LinkEventRow, LinkRow
 from linking_service.adapters.sql.outbox import append_event, lock_outbox
 from linking_service.config import LinkingSettings
@@ -41,6 +41,8 @@ class LinkingService:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._sessions = sessions
+        # Reads that never wait for a writer's lock (SQLite: BEGIN DEFERRED under WAL).
+        self._reads = read_only_sessions(sessions)
         self._directory = directory
         self._settings = settings
         self._clock = clock
@@ -67,7 +69,7 @@ class LinkingService:
         return result
 
     def accounts_of(self, subject: str) -> list[AttachedAccount]:
-        with transaction(self._sessions) as db:
+        with transaction(self._reads) as db:
             rows = list(
                 db.scalars(
                     select(LinkRow)
@@ -79,14 +81,16 @@ class LinkingService:
 
     def owner_of(self, account_number: str) -> tuple[str | None, int | None]:
         check_account_number(account_number)
-        with transaction(self._sessions) as db:
+        with transaction(self._reads) as db:
             row = db.get(LinkRow, account_number)
         if row is None or row.subject is None:
             return None, None
         return row.subject, row.attached_at
 
     def events_after(self, cursor: int, limit: int = 500) -> list[LinkEvent]:
-        with transaction(self._sessions) as db:
+        """Events after ``cursor`` in cursor order; what a reader sees is always a prefix of
+        the outbox (:mod:`linking_service.adapters.sql.outbox`)."""
+        with transaction(self._reads) as db:
             rows = db.scalars(
                 select(LinkEventRow)
                 .where(LinkEventRow.cursor > cursor)
