@@ -276,15 +276,16 @@ def wait_for(condition, proc, timeout: float = 60.0) -> None:
 # --- 5. the event stream has no gaps on PostgreSQL ------------------------------------------
 
 
-def _waiting_backends(linking) -> int:
+def _waiting(linking, pid: int) -> bool:
+    """Whether the backend ``pid`` waits for a lock."""
     engine = linking.sessions.kw["bind"]
     with engine.connect() as conn:
-        return conn.execute(
-            sa.text(
-                "select count(*) from pg_stat_activity "
-                "where datname = current_database() and wait_event_type = 'Lock'"
-            )
-        ).scalar_one()
+        return bool(
+            conn.execute(
+                sa.text("select wait_event_type = 'Lock' from pg_stat_activity where pid = :pid"),
+                {"pid": pid},
+            ).scalar()
+        )
 
 
 @pytest.mark.parametrize("profile", ["pg-redis"], indirect=True)
@@ -298,6 +299,7 @@ def test_events_committed_out_of_order_are_all_streamed(linking):
 
     def writer(name, hold: bool):
         with linking.sessions() as db, db.begin():
+            ids[f"{name}-pid"] = db.execute(sa.text("select pg_backend_pid()")).scalar_one()
             row = LinkEventRow.new("attached", NUMBER, name, None, 1)
             append_event(db, row)
             ids[name] = row.event_id
@@ -314,7 +316,7 @@ def test_events_committed_out_of_order_are_all_streamed(linking):
     b.start()
     # B has either committed (cursors out of commit order) or waits for A (serialized).
     wait_until = threading.Event()
-    while not (b_done.is_set() or _waiting_backends(linking) > 0):
+    while not (b_done.is_set() or ("b-pid" in ids and _waiting(linking, ids["b-pid"]))):
         wait_until.wait(0.02)
     seen = service.events_after(0)
     cursor = seen[-1].cursor if seen else 0
@@ -322,4 +324,4 @@ def test_events_committed_out_of_order_are_all_streamed(linking):
     a.join(30)
     b.join(30)
     seen += service.events_after(cursor)
-    assert sorted(e.event_id for e in seen) == sorted(ids.values())
+    assert sorted(e.event_id for e in seen) == sorted([ids["a"], ids["b"]])
