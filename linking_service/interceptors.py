@@ -24,7 +24,11 @@ log = logging.getLogger(__name__)
 
 SERVICE = "/elk.linking.v1.LinkingService/"
 #: Services anyone may call: health checks and (when enabled) reflection.
-PUBLIC = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/")
+PUBLIC = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
 CUSTOMER, AUTO, READ = "linking", "linking:auto", "linking:read"
 
 #: The scope each method requires.
