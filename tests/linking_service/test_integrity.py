@@ -305,13 +305,13 @@ def test_events_committed_out_of_order_are_all_streamed(linking):
             ids[name] = row.event_id
             if hold:
                 a_has_cursor.set()
-                release_a.wait(60)
+                assert release_a.wait(300)
         if not hold:
             b_done.set()
 
     a = threading.Thread(target=writer, args=("a", True))
     a.start()
-    a_has_cursor.wait(30)
+    assert a_has_cursor.wait(300)
     b = threading.Thread(target=writer, args=("b", False))
     b.start()
     # B has either committed (cursors out of commit order) or waits for A (serialized).
@@ -321,7 +321,8 @@ def test_events_committed_out_of_order_are_all_streamed(linking):
     seen = service.events_after(0)
     cursor = seen[-1].cursor if seen else 0
     release_a.set()
-    a.join(30)
-    b.join(30)
+    a.join(300)
+    b.join(300)
+    assert not (a.is_alive() or b.is_alive())
     seen += service.events_after(cursor)
     assert sorted(e.event_id for e in seen) == sorted([ids["a"], ids["b"]])
