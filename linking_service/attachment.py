@@ -2,7 +2,14 @@
 :mod:`linking_service.domain`). A move of holder is one compare-and-swap on the link's version
 in the transaction that also writes the outbox event, so two callers racing for one account
 can never both win (checklist item 43); refusals reveal nothing about accounts the caller could
-not prove (item 42); proofs are limited per service login and per identity (item 41)."""
+not prove (item 42); proofs are limited per service login and per identity (item 41).
+
+A proof is checked only after its attempt is reserved and its flow moved from PROVE to
+VERIFYING, both atomically and before the (slow) verification: parallel proofs on one flow
+verify at most once, and parallel proofs across flows at most as often as the limits allow.
+
+The billing directory is read on its own read-only connection, and flows are rendered after
+their transaction, so no transaction waits on a second connection."""
 
 from __future__ import annotations
 
@@ -14,9 +21,10 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from linking_service.adapters.sql import limits
 from linking_service.adapters.sql.db import transaction
-from linking_service.adapters.sql.limits import SqlAttemptCounter
 from linking_service.adapters.sql.models import FlowRow, LinkEventRow, LinkRow
+from linking_service.adapters.sql.outbox import append_event, lock_outbox
 from linking_service.config import LinkingSettings
 from linking_service.domain import (
     TERMINAL,
@@ -34,7 +42,6 @@ from linking_service.domain import (
     PhoneProof,
     RefusalReason,
     ServiceType,
-    TooManyAttempts,
     check_account_number,
     check_transition,
     phone_number,
@@ -58,15 +65,9 @@ class AttachmentService:
         self._directory = directory
         self._settings = settings
         self._clock = clock
-        self._counter = SqlAttemptCounter(sessions)
 
     def _now(self) -> int:
         return int(self._clock())
-
-    def _limit(self, key: str, maximum: int) -> None:
-        count, retry = self._counter.count(key, self._now())
-        if count >= maximum:
-            raise TooManyAttempts(retry)
 
     def start(
         self,
@@ -79,26 +80,28 @@ class AttachmentService:
         """Step 1. Resolves the lookup to candidate accounts but never tells the caller."""
         region = check_region(region)
         s = self._settings
-        flows_key = f"flows:{subject}"
-        self._limit(flows_key, s.identity_max_flows)
         candidates: list[BillingAccount] = []
         state = FlowState.CHOOSE_SERVICE
         if kind is LookupKind.ACCOUNT_NUMBER:
             value = check_account_number(value)
-            account = self._directory.find_account(value)
-            candidates = [account] if account else []
         elif kind is LookupKind.PHONE:
             value = phone_number(value)
-            candidates = self._directory.accounts_by_phone(region, value)[:MAX_CANDIDATES]
         else:
             value = service_login(value)
             if service_type is not ServiceType.HOME_INTERNET:
                 raise InvalidArgument("a service login belongs to Home Internet")
+            state = FlowState.PROVE
+        with transaction(self._sessions) as db:
+            limits.reserve(db, f"flows:{subject}", s.identity_max_flows, 3600, self._now())
+        if kind is LookupKind.ACCOUNT_NUMBER:
+            account = self._directory.find_account(value)
+            candidates = [account] if account else []
+        elif kind is LookupKind.PHONE:
+            candidates = self._directory.accounts_by_phone(region, value)[:MAX_CANDIDATES]
+        else:
             account = self._directory.account_by_service_login(value)
             candidates = [account] if account else []
-            state = FlowState.PROVE
         candidates = [a for a in candidates if a.region == region]
-        self._counter.hit(flows_key, 3600, self._now())
         now = self._now()
         with transaction(self._sessions) as db:
             versions = {}
@@ -134,66 +137,76 @@ class AttachmentService:
 
     def get(self, subject: str, flow_id: str) -> Flow:
         with transaction(self._sessions) as db:
-            return self._view(self._load(db, subject, flow_id))
+            row = self._load(db, subject, flow_id)
+        return self._view(row)  # after commit: the directory is never read inside it
 
     def _active(self, db: Session, subject: str, flow_id: str, expected: FlowState) -> FlowRow:
         row = self._load(db, subject, flow_id)
         state = FlowState(row.state)
         if state is FlowState.EXPIRED:
-            db.commit()
             raise FailedPrecondition("the flow has expired", "FLOW_EXPIRED")
         if state is not expected:
             raise FailedPrecondition(f"the flow is in state {state}, not {expected}")
         return row
 
+    def _move(self, db: Session, row: FlowRow, target: FlowState) -> None:
+        """Compare-and-swap the flow's state: only one caller moves it out of a state."""
+        current = FlowState(row.state)
+        check_transition(current, target)
+        moved = db.execute(
+            update(FlowRow)
+            .where(FlowRow.id == row.id, FlowRow.state == current)
+            .values(state=target)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if moved != 1:
+            raise FailedPrecondition(f"the flow is no longer in state {current}")
+        row.state = target
+
     def choose(self, subject: str, flow_id: str, service_type: ServiceType) -> Flow:
         """Step 2."""
         with transaction(self._sessions) as db:
             row = self._active(db, subject, flow_id, FlowState.CHOOSE_SERVICE)
-            check_transition(FlowState(row.state), FlowState.PROVE)
-            row.state = FlowState.PROVE
+            self._move(db, row, FlowState.PROVE)
             row.service_type = service_type
-            return self._view(row)
+        return self._view(row)
 
     def prove(self, subject: str, flow_id: str, proof: InternetProof | PhoneProof) -> Flow:
         """Step 3 → step 4. Throttled per service login/number and per identity; the same
         answer for an unknown login and a wrong password (checklist item 41)."""
+        s = self._settings
         with transaction(self._sessions) as db:
             row = self._active(db, subject, flow_id, FlowState.PROVE)
-            candidates = dict(row.candidates or {})
             wanted = ServiceType(row.service_type)
-        if isinstance(proof, InternetProof):
-            if wanted is not ServiceType.HOME_INTERNET:
-                raise InvalidArgument("the flow expects a Home Phone proof")
-            credential = service_login(proof.login)
-            secret = proof.password
-            if not 1 <= len(secret) <= 128:
-                raise InvalidArgument("the password must have 1 to 128 characters")
-        else:
-            if wanted is not ServiceType.HOME_PHONE:
-                raise InvalidArgument("the flow expects a Home Internet proof")
-            credential = phone_number(proof.phone)
-            secret = proof.pin
-            if not (secret.isascii() and secret.isdigit() and 4 <= len(secret) <= 8):
-                raise InvalidArgument("a PIN has 4 to 8 digits")
-        s = self._settings
-        login_key, identity_key = f"proof:{wanted}:{credential}", f"proof-id:{subject}"
-        self._limit(login_key, s.login_max_failures)
-        self._limit(identity_key, s.identity_max_failures)
-
-        target = self._target(candidates, wanted, credential)
-        # No candidate still costs one verification ("" matches no account): same timing.
-        if wanted is ServiceType.HOME_INTERNET:
-            ok = self._directory.verify_internet(target or "", credential, secret)
-        else:
-            ok = self._directory.verify_phone(target or "", credential, secret)
-        now = self._now()
+            credential, secret = _check_proof(wanted, proof)
+            keys = f"proof:{wanted}:{credential}", f"proof-id:{subject}"
+            # First the flow (parallel proofs of this flow stop here), then the attempts.
+            self._move(db, row, FlowState.VERIFYING)
+            now = self._now()
+            limits.reserve(db, keys[0], s.login_max_failures, s.login_window, now)
+            limits.reserve(db, keys[1], s.identity_max_failures, s.identity_window, now)
+            candidates = dict(row.candidates or {})
+        try:
+            target = self._target(candidates, wanted, credential)
+            # No candidate still costs one verification ("" matches no account): same timing.
+            if wanted is ServiceType.HOME_INTERNET:
+                ok = self._directory.verify_internet(target or "", credential, secret)
+            else:
+                ok = self._directory.verify_phone(target or "", credential, secret)
+            account = self._directory.find_account(target) if ok and target else None
+        except BaseException:
+            with transaction(self._sessions) as db:  # not the caller's failure: give it back
+                row = self._load(db, subject, flow_id)
+                if FlowState(row.state) is FlowState.VERIFYING:
+                    self._move(db, row, FlowState.PROVE)
+                    limits.refund(db, keys[0])
+                    limits.refund(db, keys[1])
+            raise
         if not ok:
-            self._counter.hit(login_key, s.login_window, now)
-            self._counter.hit(identity_key, s.identity_window, now)
             return self._finish(subject, flow_id, FlowState.REFUSED, RefusalReason.PROOF_FAILED)
-        self._counter.reset(login_key)
-        account = self._directory.find_account(target) if target else None
+        with transaction(self._sessions) as db:
+            limits.reset(db, keys[0])
+            limits.refund(db, keys[1])
         if account is None or not account.active:
             return self._finish(subject, flow_id, FlowState.REFUSED, RefusalReason.ACCOUNT_INACTIVE)
         return self._attach(subject, flow_id, account, candidates[target])
@@ -213,13 +226,12 @@ class AttachmentService:
         flow_id: str,
         state: FlowState,
         reason: RefusalReason | None = None,
-        account: str | None = None,
     ) -> Flow:
         with transaction(self._sessions) as db:
             row = self._load(db, subject, flow_id)
-            check_transition(FlowState(row.state), state)
-            row.state, row.refusal_reason, row.account_number = state, reason, account
-            return self._view(row)
+            self._move(db, row, state)
+            row.refusal_reason = reason
+        return self._view(row)
 
     def _attach(self, subject: str, flow_id: str, account: BillingAccount, seen: int) -> Flow:
         """Compare-and-swap the holder, write the outbox event and close the flow, atomically."""
@@ -227,7 +239,7 @@ class AttachmentService:
         try:
             with transaction(self._sessions) as db:
                 flow = self._load(db, subject, flow_id)
-                check_transition(FlowState(flow.state), FlowState.ATTACHED)
+                lock_outbox(db)  # before any link row: see linking_service.adapters.sql.outbox
                 link = db.get(LinkRow, account.number, with_for_update=True)
                 previous = link.subject if link else None
                 if previous == subject:
@@ -256,19 +268,21 @@ class AttachmentService:
                         if moved != 1:
                             raise ConcurrentChange("the account changed meanwhile")
                     state = FlowState.REATTACHED if previous else FlowState.ATTACHED
-                    db.add(
+                    append_event(
+                        db,
                         LinkEventRow.new(
                             EventType.REATTACHED if previous else EventType.ATTACHED,
                             account.number,
                             subject,
                             previous,
                             now,
-                        )
+                        ),
                     )
-                flow.state, flow.account_number = state, account.number
-                return self._view(flow, account)
+                self._move(db, flow, state)
+                flow.account_number = account.number
         except IntegrityError:
             raise ConcurrentChange("the account changed meanwhile") from None
+        return self._view(flow, account)
 
     def _view(self, row: FlowRow, account: BillingAccount | None = None) -> Flow:
         state = FlowState(row.state)
@@ -289,3 +303,19 @@ class AttachmentService:
             account=attached,
             refusal_reason=RefusalReason(row.refusal_reason) if row.refusal_reason else None,
         )
+
+
+def _check_proof(wanted: ServiceType, proof: InternetProof | PhoneProof) -> tuple[str, str]:
+    """(service login or Home Phone number, password or PIN), checked against the flow."""
+    if isinstance(proof, InternetProof):
+        if wanted is not ServiceType.HOME_INTERNET:
+            raise InvalidArgument("the flow expects a Home Phone proof")
+        if not 1 <= len(proof.password) <= 128:
+            raise InvalidArgument("the password must have 1 to 128 characters")
+        return service_login(proof.login), proof.password
+    if wanted is not ServiceType.HOME_PHONE:
+        raise InvalidArgument("the flow expects a Home Internet proof")
+    pin = proof.pin
+    if not (pin.isascii() and pin.isdigit() and 4 <= len(pin) <= 8):
+        raise InvalidArgument("a PIN has 4 to 8 digits")
+    return phone_number(proof.phone), pin

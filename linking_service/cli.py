@@ -18,10 +18,19 @@ def _settings():
 
 
 def _sessions():
-    from linking_service.adapters.sql.db import create_schema, make_engine, make_sessions
+    """Sessions on a database whose schema is current; migrating is ``db upgrade``'s job."""
+    from linking_service.adapters.sql.db import (
+        SchemaBehind,
+        check_schema,
+        make_engine,
+        make_sessions,
+    )
 
     engine = make_engine(_settings().database_url)
-    create_schema(engine)
+    try:
+        check_schema(engine)
+    except SchemaBehind as exc:
+        raise click.ClickException(str(exc)) from None
     return make_sessions(engine)
 
 
@@ -34,14 +43,19 @@ def main() -> None:
 def serve() -> None:
     """Serve gRPC on LINKING_LISTEN (127.0.0.1:50051) until SIGTERM or SIGINT, then drain
     for at most LINKING_SHUTDOWN_GRACE seconds (10)."""
+    from linking_service.adapters.sql.db import SchemaBehind
     from linking_service.server import build
     from linking_service.shutdown import StopSignal
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     stop = StopSignal()
     settings = _settings()
-    server = build(settings)
-    click.echo(f"linking service on {settings.listen} (IdP {settings.idp_issuer})")
+    try:
+        server = build(settings)
+    except SchemaBehind as exc:
+        raise click.ClickException(str(exc)) from None
+    transport = "TLS" if settings.tls_cert else "plaintext"
+    click.echo(f"linking service on {settings.listen} ({transport}; IdP {settings.idp_issuer})")
     server.serve_until_signalled(settings.shutdown_grace, stop)
 
 
@@ -52,7 +66,12 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    _sessions()
+    """Apply the migrations: the only command that changes the schema."""
+    from linking_service.adapters.sql.db import create_schema, make_engine
+
+    engine = make_engine(_settings().database_url)
+    create_schema(engine)
+    engine.dispose()
     click.echo("database is up to date")
 
 

@@ -1,10 +1,18 @@
-"""Typed settings of the linking service from ``LINKING_*`` variables, validated at start."""
+"""Typed settings of the linking service from ``LINKING_*`` variables, validated at start.
+
+``LINKING_ENV=production`` refuses what is only fit for a developer's machine: an ``http://``
+issuer, SQLite, server reflection unless asked for, plaintext gRPC unless TLS is configured
+(``LINKING_TLS_CERT`` / ``LINKING_TLS_KEY``, with ``LINKING_TLS_CLIENT_CA`` for mutual TLS) or
+plaintext is explicitly allowed behind a mesh that encrypts (``LINKING_ALLOW_PLAINTEXT``), and
+a missing ``LINKING_SECRET_KEY``. Secrets never appear in the settings' repr.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -13,9 +21,19 @@ class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
+ENVIRONMENTS = ("development", "production")
+
+
 @dataclass(frozen=True)
 class LinkingSettings:
-    database_url: str
+    # May carry a database password: kept out of the repr, like every secret here.
+    database_url: str = field(repr=False)
+    secret_key: str = field(default="", repr=False)
+    env: str = "development"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    allow_plaintext: bool = True
     listen: str = "127.0.0.1:50051"
     idp_issuer: str = "http://127.0.0.1:8000"
     audience: str = "urn:elk:linking-service"
@@ -63,11 +81,40 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def _dev_secret(var_dir: Path) -> str:
+    """A development secret kept in ``var/linking_secret_key`` so every process agrees."""
+    path = var_dir / "linking_secret_key"
+    var_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _tls_file(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "")
+    if not raw:
+        return None
+    path = Path(raw)
+    if not path.is_file():
+        raise ConfigError(f"{name}: no such file {raw!r}")
+    return path
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> LinkingSettings:
     env = dict(os.environ if env is None else env)
+    mode = env.get("LINKING_ENV", "development")
+    if mode not in ENVIRONMENTS:
+        raise ConfigError(f"LINKING_ENV must be one of {', '.join(ENVIRONMENTS)}, got {mode!r}")
+    production = mode == "production"
     var_dir = Path(env.get("LINKING_VAR_DIR", env.get("IDP_VAR_DIR", "var"))).resolve()
     url = env.get("LINKING_DATABASE_URL", "")
     if not url:
+        if production:
+            raise ConfigError("LINKING_DATABASE_URL must be set in production (PostgreSQL)")
         var_dir.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{var_dir / 'linking.sqlite3'}"
     for prefix in ("postgres://", "postgresql://"):
@@ -75,6 +122,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> LinkingSettings:
             url = "postgresql+psycopg://" + url[len(prefix) :]
     if not url.startswith(("sqlite:///", "postgresql+psycopg://")):
         raise ConfigError("LINKING_DATABASE_URL must be a sqlite:/// or postgresql:// URL")
+    if production and not url.startswith("postgresql"):
+        raise ConfigError("LINKING_DATABASE_URL must be PostgreSQL in production, not SQLite")
     listen = env.get("LINKING_LISTEN", "127.0.0.1:50051")
     if ":" not in listen:
         raise ConfigError(f"LINKING_LISTEN must be host:port, got {listen!r}")
@@ -82,6 +131,27 @@ def load_settings(env: Mapping[str, str] | None = None) -> LinkingSettings:
     parts = urlsplit(issuer)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"LINKING_IDP_ISSUER must be an http(s) URL, got {issuer!r}")
+    if production and parts.scheme != "https":
+        raise ConfigError("LINKING_IDP_ISSUER must use https in production")
+    secret = env.get("LINKING_SECRET_KEY", "")
+    if production and len(secret) < 32:
+        raise ConfigError("LINKING_SECRET_KEY must be set to at least 32 characters in production")
+    if not secret:
+        secret = _dev_secret(var_dir)
+    elif len(secret) < 16:
+        raise ConfigError("LINKING_SECRET_KEY must be at least 16 characters")
+    cert, key = _tls_file(env, "LINKING_TLS_CERT"), _tls_file(env, "LINKING_TLS_KEY")
+    client_ca = _tls_file(env, "LINKING_TLS_CLIENT_CA")
+    if (cert is None) != (key is None):
+        raise ConfigError("LINKING_TLS_CERT and LINKING_TLS_KEY go together")
+    if client_ca is not None and cert is None:
+        raise ConfigError("LINKING_TLS_CLIENT_CA needs LINKING_TLS_CERT and LINKING_TLS_KEY")
+    allow_plaintext = _bool(env, "LINKING_ALLOW_PLAINTEXT", not production)
+    if cert is None and not allow_plaintext:
+        raise ConfigError(
+            "production serves gRPC over TLS: set LINKING_TLS_CERT and LINKING_TLS_KEY, or "
+            "LINKING_ALLOW_PLAINTEXT=true behind a mesh that encrypts"
+        )
     algs = tuple(a for a in env.get("LINKING_ALLOWED_ALGS", "ES256,RS256").split(",") if a)
     for alg in algs:
         if alg not in ("ES256", "RS256", "PS256", "EdDSA"):
@@ -90,13 +160,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> LinkingSettings:
         raise ConfigError("LINKING_ALLOWED_ALGS must name at least one algorithm")
     return LinkingSettings(
         database_url=url,
+        secret_key=secret,
+        env=mode,
+        tls_cert=cert,
+        tls_key=key,
+        tls_client_ca=client_ca,
+        allow_plaintext=allow_plaintext,
         listen=listen,
         idp_issuer=issuer,
         audience=env.get("LINKING_AUDIENCE", "urn:elk:linking-service"),
         allowed_algs=algs,
         jwks_cache_ttl=_int(env, "LINKING_JWKS_CACHE_TTL", 300),
         jwks_refresh_interval=_int(env, "LINKING_JWKS_REFRESH_INTERVAL", 30),
-        reflection=_bool(env, "LINKING_REFLECTION", True),
+        reflection=_bool(env, "LINKING_REFLECTION", not production),
         max_message_bytes=_int(env, "LINKING_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, 1024),
         workers=_int(env, "LINKING_WORKERS", 16),
         flow_ttl=_int(env, "LINKING_FLOW_TTL", 15 * 60),

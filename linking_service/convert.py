@@ -24,6 +24,7 @@ SERVICE_FROM_PB = {v: k for k, v in SERVICE_TO_PB.items()}
 STATE_TO_PB = {
     FlowState.CHOOSE_SERVICE: pb.FLOW_STATE_CHOOSE_SERVICE,
     FlowState.PROVE: pb.FLOW_STATE_PROVE,
+    FlowState.VERIFYING: pb.FLOW_STATE_PROVE,  # being checked: still step 3 for the caller
     FlowState.ATTACHED: pb.FLOW_STATE_ATTACHED,
     FlowState.REATTACHED: pb.FLOW_STATE_REATTACHED,
     FlowState.REFUSED: pb.FLOW_STATE_REFUSED,

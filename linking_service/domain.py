@@ -6,11 +6,17 @@ The attachment flow (the seed's four-step wizard) is a state machine::
         [*] --> CHOOSE_SERVICE: StartAttachment (number or phone)
         [*] --> PROVE: StartAttachment (service login)
         CHOOSE_SERVICE --> PROVE: ChooseService
-        PROVE --> ATTACHED: proof ok, account was free (or already the caller's)
-        PROVE --> REATTACHED: proof ok, account moved from another identity
-        PROVE --> REFUSED: proof failed / account inactive
+        PROVE --> VERIFYING: ProveService (attempt reserved, one proof per flow)
+        VERIFYING --> ATTACHED: proof ok, account was free (or already the caller's)
+        VERIFYING --> REATTACHED: proof ok, account moved from another identity
+        VERIFYING --> REFUSED: proof failed / account inactive
+        VERIFYING --> PROVE: the check itself failed (not the caller's fault)
         CHOOSE_SERVICE --> EXPIRED
         PROVE --> EXPIRED
+        VERIFYING --> EXPIRED
+
+VERIFYING is entered by a compare-and-swap, so of parallel proofs of one flow only one is
+verified; the others find the flow no longer in PROVE. Callers see it as PROVE.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ class ServiceType(enum.StrEnum):
 class FlowState(enum.StrEnum):
     CHOOSE_SERVICE = "choose_service"
     PROVE = "prove"
+    VERIFYING = "verifying"
     ATTACHED = "attached"
     REATTACHED = "reattached"
     REFUSED = "refused"
@@ -43,8 +50,15 @@ TERMINAL = frozenset(
 
 TRANSITIONS: dict[FlowState, frozenset[FlowState]] = {
     FlowState.CHOOSE_SERVICE: frozenset({FlowState.PROVE, FlowState.EXPIRED}),
-    FlowState.PROVE: frozenset(
-        {FlowState.ATTACHED, FlowState.REATTACHED, FlowState.REFUSED, FlowState.EXPIRED}
+    FlowState.PROVE: frozenset({FlowState.VERIFYING, FlowState.EXPIRED}),
+    FlowState.VERIFYING: frozenset(
+        {
+            FlowState.ATTACHED,
+            FlowState.REATTACHED,
+            FlowState.REFUSED,
+            FlowState.PROVE,
+            FlowState.EXPIRED,
+        }
     ),
 }
 

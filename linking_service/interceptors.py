@@ -1,8 +1,12 @@
 """Server interceptor: authenticate, authorise by scope, honour deadlines, map errors.
 
-Every RPC of ``elk.linking.v1.LinkingService`` passes here; the health and reflection
-services do not (they carry no data). The verified principal reaches the servicer through a
-context variable set in the handler's own thread — the identity always comes from the token.
+Every RPC passes here, of every handler kind (unary or streaming, either way); only the
+health and reflection services are public (they carry no data). Any other method needs a
+token with the scope ``METHOD_SCOPES`` names for it — a method it does not name is refused —
+and a handler of a kind this module does not know is refused. The verified principal reaches
+the servicer through a context variable set in the handler's own thread: the identity always
+comes from the token. An unexpected exception is logged here and answered ``INTERNAL`` with a
+generic message: its text never reaches the caller.
 """
 
 from __future__ import annotations
@@ -14,11 +18,17 @@ import grpc
 
 from linking_service.auth import Principal
 from linking_service.domain import LinkingError, PermissionDenied, Unauthenticated
-from linking_service.errors import to_status
+from linking_service.errors import internal_status, to_status
 
 log = logging.getLogger(__name__)
 
 SERVICE = "/elk.linking.v1.LinkingService/"
+#: Services anyone may call: health checks and (when enabled) reflection.
+PUBLIC = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
 CUSTOMER, AUTO, READ = "linking", "linking:auto", "linking:read"
 
 #: The scope each method requires.
@@ -62,13 +72,12 @@ class AuthInterceptor(grpc.ServerInterceptor):
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or not method.startswith(SERVICE):
+        if handler is None or method.startswith(PUBLIC):
             return handler
-        name = method[len(SERVICE) :]
-        scope = METHOD_SCOPES.get(name)
+        scope = METHOD_SCOPES.get(method[len(SERVICE) :]) if method.startswith(SERVICE) else None
         metadata = handler_call_details.invocation_metadata
 
-        def guard(context: grpc.ServicerContext) -> Principal | None:
+        def guard(context: grpc.ServicerContext) -> Principal:
             try:
                 principal = self._verifier.verify(_bearer(metadata))
                 if scope is None or scope not in principal.scopes:
@@ -79,37 +88,53 @@ class AuthInterceptor(grpc.ServerInterceptor):
                 context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
             return principal
 
-        def run(behavior, request, context):
-            principal = guard(context)
-            token = _principal.set(principal)
-            try:
-                return behavior(request, context)
-            except LinkingError as error:
+        def failed(context: grpc.ServicerContext, error: Exception):
+            if isinstance(error, LinkingError):
                 _abort(context, error)
-            finally:
-                _principal.reset(token)
+            if context.code() is not None:  # the handler aborted the call itself
+                raise error
+            log.exception("%s failed", method)
+            context.abort_with_status(internal_status())
 
-        if handler.unary_unary:
-            inner = handler.unary_unary
-            return grpc.unary_unary_rpc_method_handler(
-                lambda req, ctx: run(inner, req, ctx),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            inner_stream = handler.unary_stream
-
-            def stream(req, ctx):
-                # Streams act for no identity (scope check only), so no principal is set.
-                guard(ctx)
+        def unary_response(behavior):
+            def run(request, context):
+                token = _principal.set(guard(context))
                 try:
-                    yield from inner_stream(req, ctx)
-                except LinkingError as error:
-                    _abort(ctx, error)
+                    return behavior(request, context)
+                except Exception as error:  # noqa: BLE001 - mapped, never leaked
+                    failed(context, error)
+                finally:
+                    _principal.reset(token)
 
-            return grpc.unary_stream_rpc_method_handler(
-                stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+            return run
+
+        def stream_response(behavior):
+            def run(request, context):
+                token = _principal.set(guard(context))
+                try:
+                    yield from behavior(request, context)
+                except Exception as error:  # noqa: BLE001 - mapped, never leaked
+                    failed(context, error)
+                finally:
+                    _principal.reset(token)
+
+            return run
+
+        kinds = (
+            (handler.unary_unary, grpc.unary_unary_rpc_method_handler, unary_response),
+            (handler.unary_stream, grpc.unary_stream_rpc_method_handler, stream_response),
+            (handler.stream_unary, grpc.stream_unary_rpc_method_handler, unary_response),
+            (handler.stream_stream, grpc.stream_stream_rpc_method_handler, stream_response),
+        )
+        for behavior, make, wrap in kinds:
+            if behavior is not None:
+                return make(
+                    wrap(behavior),
+                    request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer,
+                )
+        return grpc.unary_unary_rpc_method_handler(_refuse_unknown_kind)
+
+
+def _refuse_unknown_kind(request, context):
+    context.abort(grpc.StatusCode.UNIMPLEMENTED, "unsupported handler kind")

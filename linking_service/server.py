@@ -1,5 +1,8 @@
 """The composition root: builds the gRPC server with its servicer, health service,
-reflection (switchable), interceptors, message-size caps and graceful shutdown."""
+reflection (switchable), interceptors, message-size caps, TLS and graceful shutdown.
+
+It never migrates: a database whose schema is not at the code's head is refused
+(``linking-service db upgrade`` is the one step that migrates)."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from elk_proto.linking.v1 import linking_pb2, linking_pb2_grpc
-from linking_service.adapters.sql.db import create_schema, make_engine, make_sessions
+from linking_service.adapters.sql.db import check_schema, make_engine, make_sessions
 from linking_service.adapters.sql.idempotency import SqlIdempotency
 from linking_service.attachment import AttachmentService
 from linking_service.auth import TokenVerifier
@@ -36,6 +39,7 @@ class LinkingServer:
     health: health.HealthServicer
     service: LinkingService
     engine: object
+    directory: object = None
 
     def stop(self, grace: float | None = None) -> None:
         """Drain: report NOT_SERVING, refuse new RPCs, let running ones finish."""
@@ -61,11 +65,13 @@ def build(
     directory=None,
     verifier=None,
     clock=time.time,
-    create_tables: bool = True,
 ) -> LinkingServer:
     engine = make_engine(settings.database_url)
-    if create_tables:
-        create_schema(engine)
+    try:
+        check_schema(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     sessions = make_sessions(engine)
     if directory is None:
         from linking_service.adapters.billing_sql import SqlBillingDirectory
@@ -83,7 +89,10 @@ def build(
     service = LinkingService(sessions, directory, settings, clock)
     flows = AttachmentService(sessions, directory, settings, clock)
     servicer = LinkingServicer(
-        service, flows, SqlIdempotency(sessions, clock), settings.events_poll_interval
+        service,
+        flows,
+        SqlIdempotency(sessions, settings.secret_key.encode(), clock),
+        settings.events_poll_interval,
     )
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers),
@@ -103,8 +112,26 @@ def build(
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-    port = server.add_insecure_port(settings.listen)
+    credentials = server_credentials(settings)
+    if credentials is None:
+        port = server.add_insecure_port(settings.listen)
+    else:
+        port = server.add_secure_port(settings.listen, credentials)
     if port == 0:
         raise RuntimeError(f"cannot listen on {settings.listen}")
     server.start()
-    return LinkingServer(server, port, health_servicer, service, engine)
+    return LinkingServer(server, port, health_servicer, service, engine, directory)
+
+
+def server_credentials(settings: LinkingSettings) -> grpc.ServerCredentials | None:
+    """TLS from LINKING_TLS_CERT/KEY; with LINKING_TLS_CLIENT_CA, clients must present a
+    certificate signed by that CA (mutual TLS). ``None``: plaintext (development, or
+    LINKING_ALLOW_PLAINTEXT behind a mesh)."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    client_ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )

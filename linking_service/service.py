@@ -2,7 +2,8 @@
 detaching, automatic attachment, the event outbox. No grpc, no generated code.
 
 Every change of holder happens in one database transaction that also writes the outbox event,
-so no event is lost or invented.
+so no event is lost or invented; events become visible in cursor order
+(:mod:`linking_service.adapters.sql.outbox`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from linking_service.adapters.sql.db import transaction
+from linking_service.adapters.sql.db import read_only_sessions, transaction
 from linking_service.adapters.sql.models import LinkEventRow, LinkRow
+from linking_service.adapters.sql.outbox import append_event, lock_outbox
 from linking_service.config import LinkingSettings
 from linking_service.domain import (
     AttachedAccount,
@@ -39,6 +41,8 @@ class LinkingService:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._sessions = sessions
+        # Reads that never wait for a writer's lock (SQLite: BEGIN DEFERRED under WAL).
+        self._reads = read_only_sessions(sessions)
         self._directory = directory
         self._settings = settings
         self._clock = clock
@@ -65,7 +69,7 @@ class LinkingService:
         return result
 
     def accounts_of(self, subject: str) -> list[AttachedAccount]:
-        with transaction(self._sessions) as db:
+        with transaction(self._reads) as db:
             rows = list(
                 db.scalars(
                     select(LinkRow)
@@ -77,14 +81,16 @@ class LinkingService:
 
     def owner_of(self, account_number: str) -> tuple[str | None, int | None]:
         check_account_number(account_number)
-        with transaction(self._sessions) as db:
+        with transaction(self._reads) as db:
             row = db.get(LinkRow, account_number)
         if row is None or row.subject is None:
             return None, None
         return row.subject, row.attached_at
 
     def events_after(self, cursor: int, limit: int = 500) -> list[LinkEvent]:
-        with transaction(self._sessions) as db:
+        """Events after ``cursor`` in cursor order; what a reader sees is always a prefix of
+        the outbox (:mod:`linking_service.adapters.sql.outbox`)."""
+        with transaction(self._reads) as db:
             rows = db.scalars(
                 select(LinkEventRow)
                 .where(LinkEventRow.cursor > cursor)
@@ -110,6 +116,7 @@ class LinkingService:
         check_account_number(account_number)
         now = self._now()
         with transaction(self._sessions) as db:
+            lock_outbox(db)  # before the link row: see linking_service.adapters.sql.outbox
             done = db.execute(
                 update(LinkRow)
                 .where(LinkRow.account_number == account_number, LinkRow.subject == subject)
@@ -117,7 +124,9 @@ class LinkingService:
             ).rowcount
             if done != 1:
                 raise NotFound("the account is not attached to you", "ACCOUNT_NOT_ATTACHED")
-            db.add(LinkEventRow.new(EventType.DETACHED, account_number, None, subject, now))
+            append_event(
+                db, LinkEventRow.new(EventType.DETACHED, account_number, None, subject, now)
+            )
 
     def auto_attach(
         self,
@@ -143,6 +152,7 @@ class LinkingService:
         for account in matches:
             try:
                 with transaction(self._sessions) as db:
+                    lock_outbox(db)
                     link = db.get(LinkRow, account.number, with_for_update=True)
                     if link is not None and link.subject is not None:
                         continue
@@ -158,7 +168,9 @@ class LinkingService:
                     else:
                         link.subject, link.attached_at = subject, now
                         link.version += 1
-                    db.add(LinkEventRow.new(EventType.ATTACHED, account.number, subject, None, now))
+                    append_event(
+                        db, LinkEventRow.new(EventType.ATTACHED, account.number, subject, None, now)
+                    )
             except IntegrityError:
                 continue
             attached.append(

@@ -19,6 +19,7 @@ from argon2 import PasswordHasher, Type, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session, sessionmaker
 
+from linking_service.adapters.sql.db import read_only_sessions
 from linking_service.adapters.sql.models import BillingAccountRow, BillingServiceRow
 from linking_service.domain import BillingAccount, BillingService, ServiceType
 
@@ -110,7 +111,8 @@ class SqlBillingDirectory:
     def __init__(
         self, sessions: sessionmaker[Session], hasher: PasswordHasher | None = None
     ) -> None:
-        self._sessions = sessions
+        # Reads only, on connections that never wait for a unit of work's write lock.
+        self._sessions = read_only_sessions(sessions)
         self.hasher = hasher or make_hasher()
         # Verified on a miss so that a miss costs what a hit costs. Same parameters as the
         # hashes the importer writes with this hasher.

@@ -31,6 +31,7 @@ from tests.support import (
 )
 
 AUDIENCE = "urn:elk:linking-service"
+SECRET_KEY = "linking-test-secret-key-0123456789abcdef"
 CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
@@ -72,8 +73,9 @@ def _reset(url: str) -> None:
 class Linking:
     """A running linking service with helpers to seed billing data and mint tokens."""
 
-    def __init__(self, idp, server, sessions):
+    def __init__(self, idp, server, sessions, database_url=""):
         self.idp, self.server, self.sessions = idp, server, sessions
+        self.database_url = database_url
         self.target = f"127.0.0.1:{server.port}"
         self.channel = grpc.insecure_channel(self.target)
         self.stub = linking_pb2_grpc.LinkingServiceStub(self.channel)
@@ -198,27 +200,29 @@ def make_linking(live, profile, linking_databases):
     _reset(url)
     started = []
 
-    def factory(**env) -> Linking:
+    def factory(directory=None, clock=None, **env) -> Linking:
+        """A server on ``url``; ``directory`` wraps the SQL one (a recording twin), ``clock``
+        replaces the IdP's for the linking service alone."""
         settings = load_settings(
             {
                 "LINKING_DATABASE_URL": url,
                 "LINKING_LISTEN": "127.0.0.1:0",
                 "LINKING_IDP_ISSUER": live.url,
+                "LINKING_SECRET_KEY": SECRET_KEY,
                 **env,
             }
         )
         engine = make_engine(url)
         sessions = make_sessions(engine)
-        directory = SqlBillingDirectory(sessions, CHEAP)
+        sql_directory = SqlBillingDirectory(sessions, CHEAP)
         verifier = TokenVerifier(live.url, AUDIENCE, ["ES256", "RS256"])
         server = build(
             settings.with_(events_poll_interval=0.05),
-            directory=directory,
+            directory=directory(sql_directory) if directory else sql_directory,
             verifier=verifier,
-            clock=live.clock,
-            create_tables=False,
+            clock=clock or live.clock,
         )
-        linking = Linking(live, server, sessions)
+        linking = Linking(live, server, sessions, url)
         started.append((linking, engine))
         return linking
 

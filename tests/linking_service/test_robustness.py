@@ -263,8 +263,17 @@ def test_serve_drains_on_sigterm(live, tmp_path):
         "LINKING_DATABASE_URL": f"sqlite:///{tmp_path / 'l.sqlite3'}",
         "LINKING_LISTEN": "127.0.0.1:50999",
         "LINKING_IDP_ISSUER": live.url,
+        "LINKING_VAR_DIR": str(tmp_path),
         "PATH": "/usr/bin:/bin",
     }
+    # Migrating is an explicit step; serve refuses a database that is behind.
+    subprocess.run(
+        [sys.executable, "-m", "linking_service.cli", "db", "upgrade"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "linking_service.cli", "serve"],
         env=env,

@@ -1,16 +1,23 @@
-"""Engine, sessions and schema of the linking service's database."""
+"""Engine, sessions, the unit of work and the schema check of the linking service's database."""
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+#: Marks connections that only read: on SQLite they begin DEFERRED and never wait for the
+#: write lock (in WAL mode a reader never waits for a writer).
+READ_ONLY = "linking_read_only"
 
 
 def make_engine(url: str) -> Engine:
@@ -28,9 +35,12 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            # Take the write lock at the start, so read-then-write transactions serialize
-            # the way SELECT … FOR UPDATE does on PostgreSQL.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock at the start, so read-then-write transactions
+            # serialize the way SELECT … FOR UPDATE does on PostgreSQL. Readers do not.
+            if conn.get_execution_options().get(READ_ONLY):
+                conn.exec_driver_sql("BEGIN DEFERRED")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -40,17 +50,29 @@ def make_sessions(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def read_only_sessions(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Sessions on the same pool for reads only (the billing directory): they never wait for
+    the write lock another unit of work of this process holds."""
+    engine = sessions.kw["bind"].execution_options(**{READ_ONLY: True})
+    return sessionmaker(engine, expire_on_commit=False)
+
+
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
+def _alembic() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
 def create_schema(engine: Engine) -> None:
-    """Apply the Alembic migrations (``linking-service db upgrade``).
+    """Apply the Alembic migrations (``linking-service db upgrade``; nothing else runs them).
 
     A database made before migrations existed (tables, no ``alembic_version``) is stamped as
     the first revision, then upgraded.
     """
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config = _alembic()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         tables = set(inspect(connection).get_table_names())
@@ -59,9 +81,56 @@ def create_schema(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+class SchemaBehind(RuntimeError):
+    """The database is not at the code's migration head."""
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse to run on a database whose schema is not the one this code was written for."""
+    head = ScriptDirectory.from_config(_alembic()).get_current_head()
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current != head:
+        raise SchemaBehind(
+            f"the database schema is at revision {current or 'none'}, this code needs {head}: "
+            "run `linking-service db upgrade` first"
+        )
+
+
+# The unit of work of the current call, if one is open: ``transaction()`` joins it with a
+# savepoint instead of committing on its own (see ``unit_of_work``).
+_ambient: contextvars.ContextVar[tuple[sessionmaker, Session] | None] = contextvars.ContextVar(
+    "linking_unit_of_work", default=None
+)
+
+
+@contextmanager
+def unit_of_work(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction for a whole call: every ``transaction()`` opened inside it (in this
+    thread) joins it, so the call commits once, or not at all."""
+    session = sessions()
+    token = _ambient.set((sessions, session))
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        _ambient.reset(token)
+        session.close()
+
+
 @contextmanager
 def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
+    """One unit of work: commit on success, roll back on any error. Inside ``unit_of_work``
+    of the same sessions, a savepoint of that transaction instead."""
+    ambient = _ambient.get()
+    if ambient is not None and ambient[0] is sessions:
+        session = ambient[1]
+        with session.begin_nested():
+            yield session
+        return
     session = sessions()
     try:
         yield session
