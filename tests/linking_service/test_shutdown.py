@@ -21,13 +21,23 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 def environment(tmp_path, port: int) -> dict:
-    return {
+    """A migrated database (``serve`` never migrates) and the server's settings."""
+    env = {
         "LINKING_DATABASE_URL": f"sqlite:///{tmp_path / 'linking.sqlite3'}",
         "LINKING_LISTEN": f"127.0.0.1:{port}",
         "LINKING_IDP_ISSUER": "http://127.0.0.1:9",  # never asked: no RPC here needs a token
         "LINKING_SHUTDOWN_GRACE": str(GRACE),
+        "LINKING_VAR_DIR": str(tmp_path),
         "PATH": "/usr/bin:/bin",
     }
+    subprocess.run(
+        [sys.executable, "-m", "linking_service.cli", "db", "upgrade"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return env
 
 
 def ready_channel(port: int) -> grpc.Channel:
