@@ -60,14 +60,24 @@ def _senders(settings: Settings, session):
 
 def _linking(settings: Settings, services):
     """The linking service client at "account confirmed", or a no-op twin when unset."""
-    from idp.adapters.linking_grpc import GrpcLinkingClient, RecordingLinkingClient
+    from idp.adapters.linking_grpc import (
+        GrpcLinkingClient,
+        RecordingLinkingClient,
+        tls_credentials,
+    )
 
     if not settings.linking_target or not settings.resources:
         return RecordingLinkingClient()
     resource = settings.resources[0]
+    credentials = None
+    if settings.linking_tls_ca:
+        credentials = tls_credentials(
+            settings.linking_tls_ca, settings.linking_tls_cert, settings.linking_tls_key
+        )
     return GrpcLinkingClient(
         settings.linking_target,
         lambda: services.tokens.service_token("linking:auto", resource),
+        credentials=credentials,
     )
 
 

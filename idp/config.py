@@ -103,6 +103,13 @@ class Settings:
     mail_from: str = "ЕЛК Ростелеком <no-reply@lk.rt.ru>"
     # host:port of the linking service for automatic attachment; unset: not called.
     linking_target: str | None = None
+    # TLS to the linking service (PEM files): the CA that signed its certificate, and for
+    # mutual TLS our client certificate and key. Unset: plaintext (refused in production
+    # unless linking_allow_plaintext says a mesh encrypts the hop).
+    linking_tls_ca: str | None = None
+    linking_tls_cert: str | None = None
+    linking_tls_key: str | None = None
+    linking_allow_plaintext: bool = False
     terms_version: str = "2026-01"
     privacy_version: str = "2026-01"
 
@@ -157,6 +164,37 @@ def _words(env: Mapping[str, str], name: str, default: tuple[str, ...] = ()) -> 
     if name not in env:
         return default
     return tuple(w for w in (env.get(name) or "").replace(",", " ").split() if w)
+
+
+def _linking_transport(env: Mapping[str, str], mode: str) -> dict:
+    """IDP_LINKING_TARGET and how to reach it: TLS files that exist, cert and key together,
+    and in production no plaintext unless IDP_LINKING_ALLOW_PLAINTEXT=true."""
+    target = env.get("IDP_LINKING_TARGET") or None
+    files = {}
+    for name in ("CA", "CERT", "KEY"):
+        value = env.get(f"IDP_LINKING_TLS_{name}") or None
+        if value is not None and not Path(value).is_file():
+            raise ConfigError(f"IDP_LINKING_TLS_{name} must name a readable PEM file: {value}")
+        files[name.lower()] = value
+    if bool(files["cert"]) != bool(files["key"]):
+        raise ConfigError("IDP_LINKING_TLS_CERT and IDP_LINKING_TLS_KEY go together (mutual TLS)")
+    if files["cert"] and not files["ca"]:
+        raise ConfigError("IDP_LINKING_TLS_CERT needs IDP_LINKING_TLS_CA (the server's CA)")
+    plaintext = env.get("IDP_LINKING_ALLOW_PLAINTEXT", "false").lower()
+    if plaintext not in ("true", "false"):
+        raise ConfigError("IDP_LINKING_ALLOW_PLAINTEXT must be true or false")
+    if mode == "production" and target and not files["ca"] and plaintext != "true":
+        raise ConfigError(
+            "IDP_LINKING_TARGET needs IDP_LINKING_TLS_CA in production "
+            "(or IDP_LINKING_ALLOW_PLAINTEXT=true when a mesh encrypts the hop)"
+        )
+    return {
+        "linking_target": target,
+        "linking_tls_ca": files["ca"],
+        "linking_tls_cert": files["cert"],
+        "linking_tls_key": files["key"],
+        "linking_allow_plaintext": plaintext == "true",
+    }
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -232,6 +270,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
             "IDP_REDIS_URL must be set in production: the in-process store serves one process only"
         )
 
+    linking = _linking_transport(env, mode)
     alg = env.get("IDP_SIGNING_ALG", "ES256")
     lockout_base = _int(env, "IDP_LOGIN_LOCKOUT_BASE", 30)
     lockout_max = _int(env, "IDP_LOGIN_LOCKOUT_MAX", 3600)
@@ -309,7 +348,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         smtp_password=env.get("IDP_SMTP_PASSWORD") or None,
         smtp_security=security,
         mail_from=env.get("IDP_MAIL_FROM", "ЕЛК Ростелеком <no-reply@lk.rt.ru>"),
-        linking_target=env.get("IDP_LINKING_TARGET") or None,
+        **linking,
     )
     if settings.code_ttl > 600:
         raise ConfigError("IDP_CODE_TTL must be at most 600 seconds (RFC 6749 §4.1.2)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 
@@ -14,9 +15,33 @@ from elk_proto.linking.v1 import linking_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 
+def tls_credentials(
+    ca: str, cert: str | None = None, key: str | None = None
+) -> grpc.ChannelCredentials:
+    """TLS to the linking service: its CA (PEM file), and our client certificate and key for
+    mutual TLS. The target's host name must be in the server's certificate."""
+
+    def read(path: str | None) -> bytes | None:
+        return Path(path).read_bytes() if path else None
+
+    return grpc.ssl_channel_credentials(
+        root_certificates=read(ca), private_key=read(key), certificate_chain=read(cert)
+    )
+
+
 class GrpcLinkingClient:
-    def __init__(self, target: str, mint_token: Callable[[], str], timeout: float = 3.0) -> None:
-        self._channel = grpc.insecure_channel(target)
+    def __init__(
+        self,
+        target: str,
+        mint_token: Callable[[], str],
+        timeout: float = 3.0,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        self._channel = (
+            grpc.secure_channel(target, credentials)
+            if credentials is not None
+            else grpc.insecure_channel(target)
+        )
         self._stub = pb_grpc.LinkingServiceStub(self._channel)
         self._mint = mint_token
         self._timeout = timeout
