@@ -256,7 +256,7 @@ def linking_events(once: bool, wait: float) -> None:
     import grpc
 
     from idp.adapters.linking_grpc import GrpcLinkingClient
-    from idp.services.link_events import LinkEventNotifier
+    from idp.services.link_events import TRANSIENT, LinkEventNotifier
 
     app = _app()
     client = app.extensions["idp.linking"]
@@ -277,7 +277,15 @@ def linking_events(once: bool, wait: float) -> None:
                 click.echo(f"linking service unavailable ({exc.code()}); retrying", err=True)
                 time.sleep(wait)
                 continue
-            sent = notifier.handle(events)
+            try:
+                sent = notifier.handle(events)
+            except TRANSIENT as exc:
+                # The database or the store is down: not the event's fault; wait, then retry.
+                if once:
+                    raise click.ClickException(f"not processed: {type(exc).__name__}") from None
+                click.echo(f"storage unavailable ({type(exc).__name__}); retrying", err=True)
+                time.sleep(wait)
+                continue
             if events:
                 click.echo(
                     json.dumps(
@@ -286,6 +294,36 @@ def linking_events(once: bool, wait: float) -> None:
                 )
             if once:
                 break
+            if notifier.stalled:
+                time.sleep(min(wait, 1.0))  # retry the failed event a little later
+
+
+@main.command("worker")
+@click.option("--once", is_flag=True, help="Deliver what is due now and stop.")
+@click.option("--poll", default=0.5, show_default=True, help="Seconds between polls.")
+@click.option("--max-attempts", default=8, show_default=True, help="Attempts before dead.")
+@click.option("--backoff", default=2.0, show_default=True, help="First retry delay (doubles).")
+def worker(once: bool, poll: float, max_attempts: int, backoff: float) -> None:
+    """Deliver the outbox: SMS, e-mail and back-channel logout, after their transactions
+    commit, with retries; several workers may run at once. Stops cleanly on SIGTERM/SIGINT."""
+    import signal
+    import threading
+
+    from idp import build_worker
+    from idp.services.outbox_worker import RetryPolicy
+
+    app = _app()
+    policy = RetryPolicy(max_attempts=max_attempts, backoff=backoff)
+    outbox = build_worker(app, policy=policy, poll=poll)
+    if once:
+        with app.app_context():
+            click.echo(json.dumps({"handled": outbox.run_once()}))
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    click.echo(f"outbox worker started (poll {poll}s)", err=True)
+    outbox.run(stop)
 
 
 @main.command("serve")

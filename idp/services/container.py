@@ -9,14 +9,20 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from idp.adapters.sql.models import User
+from idp.adapters.sql.outbox import SqlOutbox
 from idp.config import Settings
-from idp.ports import CaptchaRenderer, EmailSender, EphemeralStore, LogoutNotifier, SmsSender
+from idp.ports import CaptchaRenderer, EphemeralStore, Waker
 from idp.services.authentication import AuthenticationService
 from idp.services.captcha import CaptchaPolicy, CaptchaService
 from idp.services.clients import ClientService
 from idp.services.consents import ConsentService
 from idp.services.crypto import KeyedDigest, Sealer
-from idp.services.delivery import DeliveryService, MessageTemplates, SmsPumpingGuard
+from idp.services.delivery import (
+    ChannelHealth,
+    DeliveryService,
+    MessageTemplates,
+    SmsPumpingGuard,
+)
 from idp.services.health import HealthService
 from idp.services.keys import KeyService
 from idp.services.legacy import LegacyUpgrade
@@ -51,6 +57,8 @@ class Services:
     clock: Callable[[], float]
     verifier: ContactVerifier
     delivery: DeliveryService
+    outbox: SqlOutbox
+    channels: ChannelHealth
     captcha: CaptchaService
     captcha_policy: CaptchaPolicy
     password_policy: PasswordPolicy
@@ -64,9 +72,7 @@ def build_services(
     settings: Settings,
     session: Session,
     store: EphemeralStore,
-    notifier: LogoutNotifier,
-    sms: SmsSender,
-    email: EmailSender,
+    waker: Waker,
     renderer: CaptchaRenderer,
     clock: Callable[[], float] = time.time,
     on_confirmed: Callable[[User], None] | None = None,
@@ -103,7 +109,10 @@ def build_services(
         address_window=settings.address_window,
     )
     verifier = ContactVerifier(session, clock)
-    delivery = DeliveryService(sms, email, store, MessageTemplates(), SmsPumpingGuard(store))
+    # Every side effect is queued in the caller's transaction; `idp worker` sends it.
+    outbox = SqlOutbox(session, waker, clock)
+    channels = ChannelHealth(store)
+    delivery = DeliveryService(outbox, store, MessageTemplates(), SmsPumpingGuard(store), channels)
     password_policy = PasswordPolicy.load_default()
     legacy = LegacyUpgrade(session, hasher, password_policy, clock)
     return Services(
@@ -117,12 +126,14 @@ def build_services(
         consents=ConsentService(session, clock),
         tokens=tokens,
         auth=AuthenticationService(session, users, hasher, throttle),
-        logout=LogoutService(settings.issuer, sessions, tokens, keys, notifier, clock),
+        logout=LogoutService(settings.issuer, sessions, tokens, keys, outbox, clock),
         throttle=throttle,
         health=HealthService(session, store),
         clock=clock,
         verifier=verifier,
         delivery=delivery,
+        outbox=outbox,
+        channels=channels,
         captcha=CaptchaService(store, renderer),
         captcha_policy=CaptchaPolicy(store),
         password_policy=password_policy,

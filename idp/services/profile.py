@@ -15,6 +15,7 @@ Contact change, per Verification row:
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -26,9 +27,11 @@ from sqlalchemy.orm import Session
 from idp.adapters.sql.models import SsoSession, User, Verification
 from idp.domain.contacts import parse_login
 from idp.domain.errors import AuthenticationFailed, Conflict, NotFound, ValidationError
+from idp.services.delivery import SmsRefused, mask_contact
 from idp.services.registration import IllegalTransition
 from idp.services.verification import ContactVerifier
 
+log = logging.getLogger(__name__)
 FLOW_TTL = 24 * 3600
 
 
@@ -93,14 +96,23 @@ class ProfileService:
         now = self._now()
         user.password_hash = self._hasher.hash(new)
         user.password_changed_at = user.updated_at = now
+        # Queued in the change's own transaction: sent after it commits, never instead of it.
+        for kind, value in (("email", user.email), ("phone", user.phone)):
+            if value:
+                self._notify(kind, value, "password_changed", address)
+                break
         self._db.commit()
         # Other sessions and every refresh token end; this browser stays signed in.
         self._end_other_sessions(user.id, keep=session_id)
         self._tokens.revoke_for(user.id)
-        for kind, value in (("email", user.email), ("phone", user.phone)):
-            if value:
-                self._delivery.notify_contact(kind, value, "password_changed", address=address)
-                break
+
+    def _notify(self, kind: str, value: str, template: str, address: str, **context) -> None:
+        """Queue a notice about a change the user made; one the SMS guard refuses is dropped
+        with a log line (the change itself stands, as it did when notices were sent after)."""
+        try:
+            self._delivery.notify_contact(kind, value, template, address=address, **context)
+        except SmsRefused as refused:
+            log.warning("notice %s to %s not sent: %s", template, mask_contact(value), refused)
 
     # --- contacts -------------------------------------------------------------------------
 
@@ -177,21 +189,19 @@ class ProfileService:
         else:
             user.email, user.email_verified = row.contact_value, True
         user.updated_at = self._now()
+        # Tell the account through a contact it already had: the replaced one, or else the
+        # other kind (adding an e-mail is announced to the phone). Queued with the change.
+        other_kind = "email" if row.contact_kind == "phone" else "phone"
+        other = user.email if other_kind == "email" else user.phone
+        if old:
+            self._notify(row.contact_kind, old, "contact_changed", address)
+        elif other:
+            self._notify(other_kind, other, "contact_added", address, new_contact=row.contact_value)
         try:
             self._db.commit()
         except IntegrityError:
             self._db.rollback()
             raise Conflict("the contact was taken meanwhile") from None
-        # Tell the account through a contact it already had: the replaced one, or else the
-        # other kind (adding an e-mail is announced to the phone).
-        other_kind = "email" if row.contact_kind == "phone" else "phone"
-        other = user.email if other_kind == "email" else user.phone
-        if old:
-            self._delivery.notify_contact(row.contact_kind, old, "contact_changed", address=address)
-        elif other:
-            self._delivery.notify_contact(
-                other_kind, other, "contact_added", address=address, new_contact=row.contact_value
-            )
         return user
 
     # --- sessions -------------------------------------------------------------------------

@@ -153,7 +153,9 @@ def shoot(page, name: str) -> None:
 
 def outbox(context, live, recipient: str) -> list[str]:
     """Texts of the messages the development outbox page lists for ``recipient``, newest
-    first (opened in a new tab of the same browser, as a developer would)."""
+    first (opened in a new tab of the same browser, as a developer would), once the outbox
+    worker beside the server has delivered everything queued."""
+    live.drain()
     tab = context.new_page()
     try:
         tab.goto(f"{live.url}/dev/outbox")
