@@ -271,6 +271,12 @@ class DeliveryService:
         if self._health.is_down(channel):
             raise DeliveryFailed(f"{channel} channel is down")
 
+    def check_available(self, kind: str) -> None:
+        """Refuse as a code or link to a ``phone`` or ``email`` contact would be refused now
+        (DeliveryFailed while its channel is down): for the paths that send nothing, or only
+        a notice, so that a taken or unknown contact answers as a free one does."""
+        self._check_up("sms" if kind == "phone" else "email")
+
     def send_code_sms(
         self, phone: str, code: str, purpose: str, *, address: str, ref: str | None = None
     ) -> None:
@@ -285,7 +291,7 @@ class DeliveryService:
     def count_decoy_sms(self, phone: str, address: str) -> None:
         """Pass the guard for an SMS that is deliberately not sent (an unknown contact in
         recovery), so that known and unknown numbers cost the caller the same."""
-        self._check_up("sms")
+        self.check_available("phone")
         self._guard.check_and_count(phone, address)
 
     def send_link_email(
@@ -381,7 +387,7 @@ class DeliveryService:
         # Not queued if the caller's transaction rolls back: then not "already sent" either.
         self._outbox.on_rollback(lambda: self._store.delete(key))
         channel = "sms" if kind == "phone" else "email"
-        self._outbox.add(channel, template, payload, ttl=DAY)
+        self._outbox.add(channel, template, payload, ttl=DAY, ref=about or None)
         return True
 
 

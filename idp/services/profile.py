@@ -160,6 +160,7 @@ class ProfileService:
                 )
         if taken:  # the same answer, but a flow that can never complete
             self._verifier.blind(row)
+            self._delivery.check_available(kind)
         self._db.add(row)
         self._db.commit()
         return row

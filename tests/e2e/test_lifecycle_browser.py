@@ -25,7 +25,7 @@ from idp.adapters.logout_http import RecordingLogoutNotifier
 from idp.adapters.store_memory import MemoryStore
 from idp.adapters.store_redis import RedisStore
 from idp.config import load_settings
-from tests.conftest import REDIS_URL, _reset, base_env
+from tests.conftest import REDIS_URL, TEST_RETRY, _reset, base_env
 from tests.support import Clock, Live, make_user, start_server
 
 pytestmark = [
@@ -95,6 +95,7 @@ def live(profile, databases, worker, tmp_path):
 
     started = start_server(build)
     started.captcha = renderer
+    started.start_worker(TEST_RETRY)  # the outbox worker beside the server, as in make_live
     yield started
     started.stop()
     with started.app.app_context():

@@ -658,3 +658,25 @@ def test_sms_4xx_is_a_rejected_message_and_smtp_keeps_the_message_id(smtpd):
     sender = SmtpEmailSender("127.0.0.1", controller.port, security="none")
     sender.send("ivan@example.com", SUBJECT, TEXT, message_id="0b5e-42")
     assert mailbox.parsed()["Message-ID"] == "<0b5e-42@lk.rt.ru>"
+
+
+def test_while_a_channel_is_down_taken_and_unknown_contacts_answer_as_free_ones(live):
+    """No enumeration through an outage: every path that would send a code or link refuses,
+    including those that send only a notice (a taken contact) or nothing (an unknown one)."""
+    from tests.support import make_user
+
+    _, phone = make_user(live)
+    _, mail = make_user(live, login="taken@example.ru")
+    with live.ctx():
+        for channel in ("sms", "email"):
+            for _ in range(3):
+                live.services.channels.failed(channel)
+        services = live.services
+        for contact in (phone, "+79995550999", mail, "free@example.ru"):
+            with pytest.raises(DeliveryFailed):
+                services.registration.start(
+                    "Орлова", "Вера", None, "Пермский край", contact, True, "192.0.2.9"
+                )
+            with pytest.raises(DeliveryFailed):
+                services.recovery.start(contact, "192.0.2.9")
+    assert live.outbox_rows() == []

@@ -94,6 +94,15 @@ def _undo_after_rollback(session: Session) -> None:
         undo()
 
 
+# What a finished row keeps: where it went, never what it said (codes and links are secrets
+# only until delivered or dead, and then they are nobody's business).
+_CONTENT = ("text", "subject", "html")
+
+
+def _spent(payload: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in payload.items() if key not in _CONTENT}
+
+
 @dataclass(frozen=True)
 class Claimed:
     """A row claimed for delivery: a snapshot, so the send runs outside any transaction."""
@@ -187,7 +196,13 @@ class OutboxQueue:
 
     def mark_sent(self, row: Claimed) -> bool:
         """False when the lease was lost meanwhile (another worker owns the row now)."""
-        return self._finish(row, state="sent", sent_at=int(self._clock()), last_error=None)
+        return self._finish(
+            row,
+            state="sent",
+            sent_at=int(self._clock()),
+            last_error=None,
+            payload=_spent(row.payload),
+        )
 
     def retry(self, row: Claimed, delay: float, error: str) -> bool:
         return self._finish(
@@ -195,7 +210,7 @@ class OutboxQueue:
         )
 
     def bury(self, row: Claimed, error: str) -> bool:
-        return self._finish(row, state="dead", last_error=error[:200])
+        return self._finish(row, state="dead", last_error=error[:200], payload=_spent(row.payload))
 
     def next_due_in(self, kinds: tuple[str, ...]) -> float | None:
         """Seconds until the earliest pending row of ``kinds`` is due; None when none."""
