@@ -58,6 +58,19 @@ def _senders(settings: Settings, session):
     return sms, email
 
 
+def _waker(settings: Settings, store):
+    """Redis carries wake-ups across processes; without it, a worker in this process is woken
+    directly and one in another process polls."""
+    from idp.adapters.store_redis import RedisStore
+    from idp.adapters.wake import LocalWaker, RedisWaker
+
+    if settings.redis_url:
+        return RedisWaker(settings.redis_url, settings.redis_prefix)
+    if isinstance(store, RedisStore):
+        return RedisWaker(store.url, store.prefix)
+    return LocalWaker()
+
+
 def _linking(settings: Settings, services):
     """The linking service client at "account confirmed", or a no-op twin when unset."""
     from idp.adapters.linking_grpc import (
@@ -90,8 +103,10 @@ def create_app(
     email=None,
     captcha_renderer=None,
     linking=None,
+    waker=None,
 ) -> Flask:
-    """Build the app. Tests may pass their own store, senders, notifier and clock."""
+    """Build the app. Tests may pass their own store, senders, notifier and clock. The
+    senders and the notifier are used by the outbox worker (:func:`build_worker`) only."""
     settings = settings or load_settings()
     if settings.issuer.startswith("http://"):
         # Authlib refuses plain HTTP unless told; load_settings allows it only on loopback.
@@ -144,9 +159,7 @@ def create_app(
             settings,
             db.session,
             store,
-            notifier,
-            sms or default_sms,
-            email or default_email,
+            waker or _waker(settings, store),
             captcha_renderer,
             clock,
             # "Account confirmed": the seam where the linking service attaches billing accounts.
@@ -154,8 +167,33 @@ def create_app(
         )
         server = OIDCServer(app, settings, services, store)
     app.extensions["idp.linking"] = linking or _linking(settings, services)
+    app.extensions["idp.senders"] = (sms or default_sms, email or default_email, notifier)
     app.extensions["idp.settings"] = settings
     app.extensions["idp.services"] = services
     app.extensions["idp.server"] = server
     register_web(app)
     return app
+
+
+def build_worker(app: Flask, policy=None, poll: float = 0.5):
+    """The outbox worker of ``app`` (``idp worker``, and the tests' live servers): the real
+    senders chosen by :func:`create_app`, each lane in its own application context."""
+    from idp.adapters.sql.outbox import OutboxQueue
+    from idp.extensions import db
+    from idp.services.outbox_worker import OutboxWorker
+
+    services = app.extensions["idp.services"]
+    sms, email, notifier = app.extensions["idp.senders"]
+    return OutboxWorker(
+        OutboxQueue(db.session, services.clock),
+        sms,
+        email,
+        notifier,
+        services.logout.logout_token,
+        services.channels,
+        services.outbox.waker,
+        policy=policy,
+        poll=poll,
+        clock=services.clock,
+        thread_context=app.app_context,
+    )

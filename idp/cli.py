@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -261,7 +262,7 @@ def linking_events(once: bool, wait: float) -> None:
 
     from idp.adapters.linking_grpc import GrpcLinkingClient
     from idp.logredact import configure_logging
-    from idp.services.link_events import LinkEventNotifier
+    from idp.services.link_events import TRANSIENT, LinkEventNotifier
     from idp.shutdown import StopSignal
 
     configure_logging()  # a deployed process: its warnings go through the redacting filter
@@ -282,7 +283,9 @@ def linking_events(once: bool, wait: float) -> None:
         from idp.extensions import db
 
         services = app.extensions["idp.services"]
-        notifier = LinkEventNotifier(db.session, services.store, services.delivery)
+        notifier = LinkEventNotifier(
+            db.session, services.store, services.delivery, uow=services.uow
+        )
         while not stop.is_set():
             try:
                 events = client.events(notifier.cursor(), wait=wait)
@@ -295,7 +298,15 @@ def linking_events(once: bool, wait: float) -> None:
                 click.echo(f"linking service unavailable ({exc.code()}); retrying", err=True)
                 stop.wait(wait)
                 continue
-            sent = notifier.handle(events)
+            try:
+                sent = notifier.handle(events)
+            except TRANSIENT as exc:
+                # The database or the store is down: not the event's fault; wait, then retry.
+                if once:
+                    raise click.ClickException(f"not processed: {type(exc).__name__}") from None
+                click.echo(f"storage unavailable ({type(exc).__name__}); retrying", err=True)
+                stop.wait(wait)
+                continue
             if events:
                 click.echo(
                     json.dumps(
@@ -304,6 +315,45 @@ def linking_events(once: bool, wait: float) -> None:
                 )
             if once:
                 break
+            if notifier.stalled:
+                stop.wait(min(wait, 1.0))  # retry the failed event a little later
+
+
+WORKER_STOP_DEADLINE = 10.0  # seconds after SIGTERM: a gateway call in flight may finish
+
+
+@main.command("worker")
+@click.option("--once", is_flag=True, help="Deliver what is due now and stop.")
+@click.option("--poll", default=0.5, show_default=True, help="Seconds between polls.")
+@click.option("--max-attempts", default=8, show_default=True, help="Attempts before dead.")
+@click.option("--backoff", default=2.0, show_default=True, help="First retry delay (doubles).")
+def worker(once: bool, poll: float, max_attempts: int, backoff: float) -> None:
+    """Deliver the outbox: SMS, e-mail and back-channel logout, after their transactions
+    commit, with retries; several workers may run at once. Stops cleanly on SIGTERM/SIGINT."""
+    from idp import build_worker
+    from idp.logredact import configure_logging
+    from idp.services.outbox_worker import RetryPolicy
+    from idp.shutdown import StopSignal, exit_after
+
+    configure_logging()  # a deployed process: its warnings go through the redacting filter
+    stop = StopSignal()  # the handler only records; a lane finishes the row it is sending
+    app = _app()
+    policy = RetryPolicy(max_attempts=max_attempts, backoff=backoff)
+    outbox = build_worker(app, policy=policy, poll=poll)
+    if once:
+        with app.app_context():
+            click.echo(json.dumps({"handled": outbox.run_once()}))
+        return
+    click.echo(f"outbox worker started (poll {poll}s)", err=True)
+    threading.Thread(target=_exit_when_stopped, args=(stop, exit_after), daemon=True).start()
+    outbox.run(stop)
+
+
+def _exit_when_stopped(stop, exit_after) -> None:
+    """Once signalled, give the lanes a deadline to finish the send in flight (a row whose
+    send is cut short is sent again after its lease, with the same message id)."""
+    stop.wait()
+    exit_after(WORKER_STOP_DEADLINE, "idp worker: did not stop in time; exiting")
 
 
 @main.command("serve")

@@ -47,6 +47,18 @@ class EphemeralStore(Protocol):
         ...
 
 
+class Waker(Protocol):
+    """Wakes the outbox worker after a commit that added rows, so that an SMS code is on its
+    way within moments instead of at the next slow poll. Best effort: the worker polls too.
+    ``channel`` names a lane of the worker (``messages``, ``logout``)."""
+
+    def wake(self, channel: str) -> None: ...
+
+    def wait(self, channel: str, timeout: float) -> bool:
+        """Block until woken or ``timeout`` seconds passed; True when woken."""
+        ...
+
+
 class LogoutNotifier(Protocol):
     """Delivers OpenID Connect Back-Channel Logout tokens to relying parties."""
 
@@ -60,16 +72,30 @@ class DeliveryFailed(RuntimeError):
     clear error and keep nothing half-created."""
 
 
-class SmsSender(Protocol):
-    """Sends one SMS text to an E.164 number (the company's SMS gateway)."""
+class MessageRejected(DeliveryFailed):
+    """The gateway or mail server is up but refused this one message (a 4xx, a refused
+    recipient): sending it again will not help, and the channel is not down."""
 
-    def send(self, phone: str, text: str) -> None: ...
+
+class SmsSender(Protocol):
+    """Sends one SMS text to an E.164 number (the company's SMS gateway). ``message_id`` is
+    the outbox row's id: the same id twice is the same message (an idempotency key)."""
+
+    def send(self, phone: str, text: str, message_id: str | None = None) -> None: ...
 
 
 class EmailSender(Protocol):
-    """Sends one e-mail (plain text, optional HTML alternative)."""
+    """Sends one e-mail (plain text, optional HTML alternative); ``message_id`` becomes the
+    RFC 5322 ``Message-ID``, so a copy sent twice is recognisably one message."""
 
-    def send(self, to: str, subject: str, text: str, html: str | None = None) -> None: ...
+    def send(
+        self,
+        to: str,
+        subject: str,
+        text: str,
+        html: str | None = None,
+        message_id: str | None = None,
+    ) -> None: ...
 
 
 class CaptchaRenderer(Protocol):

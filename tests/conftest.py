@@ -15,12 +15,15 @@ from idp.adapters.sql.models import Base
 from idp.adapters.store_memory import MemoryStore
 from idp.adapters.store_redis import RedisStore
 from idp.config import load_settings
+from idp.services.outbox_worker import RetryPolicy
 from tests.support import Clock, Live, start_server
 
 PG_URL = os.environ.get("IDP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SECRET = "test-secret-key-with-enough-length-0123456789"
 PROFILES = ("embedded", "pg-redis")
+# Retries within a test's patience; the production defaults are in RetryPolicy.
+TEST_RETRY = RetryPolicy(max_attempts=4, backoff=0.05, max_backoff=0.5, lease=10)
 
 
 def pytest_configure(config):
@@ -118,7 +121,9 @@ def make_live(profile, databases, worker, tmp_path):
     _reset(url)
     stores = []
 
-    def factory(notifier=None, **env_overrides) -> Live:
+    def factory(*, outbox_worker: bool = True, policy=None, notifier=None, **env_overrides) -> Live:
+        """``outbox_worker``: run the real outbox worker beside the server (as `idp worker`
+        does), with the retry ``policy``; ``notifier``: the back-channel logout adapter."""
         clock = Clock()
         if profile == "pg-redis":
             store = RedisStore(REDIS_URL, prefix=f"idp-test:{worker}:")
@@ -137,6 +142,8 @@ def make_live(profile, databases, worker, tmp_path):
 
         live = start_server(build)
         started.append(live)
+        if outbox_worker:
+            live.start_worker(policy or TEST_RETRY)
         return live
 
     yield factory

@@ -29,12 +29,16 @@ class Clock:
         self.offset += seconds
 
 
-def wait_for(condition, timeout: float = 10.0, what: str = "the condition") -> None:
-    """Poll ``condition`` until it is true; fail after ``timeout`` seconds. For things that
-    happen outside the test's control (a server's own expiry, another process), so a test
-    waits exactly as long as needed instead of sleeping a guessed time."""
+def wait_for(condition, timeout: float = 15.0, what: str = "the condition"):
+    """Poll ``condition`` until it returns something truthy, and return that; fail after
+    ``timeout`` seconds. For things that happen outside the test's control (a server's own
+    expiry, another process, the outbox worker), so a test waits exactly as long as needed
+    instead of sleeping a guessed time."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while True:
+        result = condition()
+        if result:
+            return result
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.02)
@@ -50,6 +54,10 @@ class Live:
     notifier: object = None
     store: object = None
     profile: str = ""
+    worker: object = None  # the outbox worker beside the server, as `idp worker` runs it
+    worker_stop: threading.Event = None
+    worker_thread: threading.Thread = None
+    worker_policy: object = None
 
     @property
     def services(self):
@@ -58,7 +66,48 @@ class Live:
     def ctx(self):
         return self.app.app_context()
 
+    def start_worker(self, policy=None, poll: float = 0.5) -> None:
+        """Run the real outbox worker in a thread (its lanes in threads of their own)."""
+        from idp import build_worker
+
+        self.worker = build_worker(self.app, policy=policy, poll=poll)
+        self.worker_policy = policy
+        self.worker_stop = threading.Event()
+        self.worker_thread = threading.Thread(
+            target=self.worker.run, args=(self.worker_stop,), daemon=True
+        )
+        self.worker_thread.start()
+
+    def stop_worker(self) -> None:
+        if self.worker_thread is None:
+            return
+        self.worker_stop.set()
+        waker = self.services.outbox.waker
+        for lane in ("messages", "logout"):
+            waker.wake(lane)
+        self.worker_thread.join(15)
+        assert not self.worker_thread.is_alive(), "the outbox worker did not stop"
+        self.worker_thread = None
+
+    def outbox_rows(self, **where) -> list:
+        """Outbox entries (detached snapshots), oldest first, filtered by column values."""
+        from sqlalchemy import select
+
+        from idp.adapters.sql.models import OutboxEntry
+        from idp.extensions import db
+
+        with self.ctx():
+            query = select(OutboxEntry).filter_by(**where).order_by(OutboxEntry.id)
+            rows = db.session.scalars(query).all()
+            db.session.expunge_all()
+            return rows
+
+    def drain(self, timeout: float = 15) -> None:
+        """Wait until the worker has handled every queued side effect (none pending)."""
+        wait_for(lambda: not self.outbox_rows(state="pending"), timeout, "outbox drained")
+
     def stop(self) -> None:
+        self.stop_worker()
         self.server.shutdown()
         self.thread.join(5)
 

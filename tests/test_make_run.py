@@ -24,7 +24,7 @@ from tests.processes import alive, descendants, free_port, port_is_free, wait_un
 
 ROOT = Path(__file__).resolve().parents[1]
 STOP_DEADLINE = 15  # the supervisor's 10 s before SIGKILL, and some slack for a loaded machine
-NAMES = ("linking-service", "linking-events", "idp", "shop", "tv")
+NAMES = ("linking-service", "linking-events", "worker", "idp", "shop", "tv")
 
 # make as started from a terminal: SIGINT at its default disposition (a shell that started the
 # tests in the background leaves it ignored, and make would then not react to it).

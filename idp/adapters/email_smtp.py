@@ -24,7 +24,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-from idp.ports import DeliveryFailed
+from idp.ports import DeliveryFailed, MessageRejected
 
 log = logging.getLogger(__name__)
 
@@ -71,27 +71,49 @@ class SmtpEmailSender:
     def __repr__(self) -> str:
         return f"SmtpEmailSender({self._host}:{self._port}, security={self._security!r})"
 
-    def build(self, to: str, subject: str, text: str, html: str | None = None) -> EmailMessage:
-        """The RFC 5322 message for ``to``; raises ValueError for a header with CR or LF."""
+    def build(
+        self,
+        to: str,
+        subject: str,
+        text: str,
+        html: str | None = None,
+        message_id: str | None = None,
+    ) -> EmailMessage:
+        """The RFC 5322 message for ``to``; raises ValueError for a header with CR or LF.
+        ``message_id`` (the outbox row's id) makes the ``Message-ID`` (RFC 5322 §3.6.4)
+        stable across retries, so a copy sent twice is recognisably one message."""
         message = EmailMessage()
         message["From"] = self._sender
         message["To"] = Address(addr_spec=to)
         message["Subject"] = " ".join(subject.split())
         message["Date"] = format_datetime(datetime.now(UTC))
-        message["Message-ID"] = make_msgid(domain=self._domain)
+        message["Message-ID"] = (
+            f"<{message_id}@{self._domain}>" if message_id else make_msgid(domain=self._domain)
+        )
         message["Auto-Submitted"] = "auto-generated"  # RFC 3834 §5: no auto-replies back
         message.set_content(text, charset="utf-8")
         if html is not None:
             message.add_alternative(html, subtype="html", charset="utf-8")
         return message
 
-    def send(self, to: str, subject: str, text: str, html: str | None = None) -> None:
-        message = self.build(to, subject, text, html)
+    def send(
+        self,
+        to: str,
+        subject: str,
+        text: str,
+        html: str | None = None,
+        message_id: str | None = None,
+    ) -> None:
+        message = self.build(to, subject, text, html, message_id)
         try:
             with self._connect() as smtp:
                 if self._username is not None:
                     smtp.login(self._username, self._password or "")
                 smtp.send_message(message, from_addr=self._envelope_from, to_addrs=[to])
+        except smtplib.SMTPRecipientsRefused:
+            # The server is fine; this address is not. Retrying would only be refused again.
+            log.warning("e-mail via %s:%s: recipient refused", self._host, self._port)
+            raise MessageRejected(f"SMTP {self._host}:{self._port}: recipient refused") from None
         except (smtplib.SMTPException, OSError) as exc:  # ssl.SSLError and timeouts are OSError
             code = getattr(exc, "smtp_code", None)
             detail = f"{type(exc).__name__}" + (f" {code}" if code else "")

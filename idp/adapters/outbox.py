@@ -51,12 +51,19 @@ class _Outbox:
 
 
 class OutboxSmsSender(_Outbox):
-    def send(self, phone: str, text: str) -> None:
+    def send(self, phone: str, text: str, message_id: str | None = None) -> None:
         self._write("sms", phone, text)
 
 
 class OutboxEmailSender(_Outbox):
-    def send(self, to: str, subject: str, text: str, html: str | None = None) -> None:
+    def send(
+        self,
+        to: str,
+        subject: str,
+        text: str,
+        html: str | None = None,
+        message_id: str | None = None,
+    ) -> None:
         self._write("email", to, text, subject=subject, html=html)
 
 
@@ -74,6 +81,7 @@ def latest_messages(
 class SentSms:
     phone: str
     text: str
+    message_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,7 @@ class SentEmail:
     subject: str
     text: str
     html: str | None
+    message_id: str | None = None
 
 
 class RecordingSmsSender:
@@ -91,10 +100,10 @@ class RecordingSmsSender:
         self.sent: list[SentSms] = []
         self.failing = failing
 
-    def send(self, phone: str, text: str) -> None:
+    def send(self, phone: str, text: str, message_id: str | None = None) -> None:
         if self.failing:
             raise DeliveryFailed("recording SMS sender set to fail")
-        self.sent.append(SentSms(phone, text))
+        self.sent.append(SentSms(phone, text, message_id))
 
 
 class RecordingEmailSender:
@@ -104,7 +113,14 @@ class RecordingEmailSender:
         self.sent: list[SentEmail] = []
         self.failing = failing
 
-    def send(self, to: str, subject: str, text: str, html: str | None = None) -> None:
+    def send(
+        self,
+        to: str,
+        subject: str,
+        text: str,
+        html: str | None = None,
+        message_id: str | None = None,
+    ) -> None:
         if self.failing:
             raise DeliveryFailed("recording e-mail sender set to fail")
-        self.sent.append(SentEmail(to, subject, text, html))
+        self.sent.append(SentEmail(to, subject, text, html, message_id))

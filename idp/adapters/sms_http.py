@@ -3,6 +3,8 @@
 The request is ``POST <url>`` with ``{"to": "+79991234567", "text": "...", "from": "Rostelecom"}``
 as JSON or as an HTML form (``application/x-www-form-urlencoded``), authenticated with HTTP
 Basic (RFC 7617) or a bearer token (RFC 6750 §2.1). Any 2xx means the gateway accepted it.
+The outbox row's message id travels as ``Idempotency-Key`` (draft-ietf-httpapi-idempotency-key-
+header): a gateway that honours it never bills a retried message twice.
 
 Resilience, so that a sick gateway costs the sign-up page seconds, not minutes:
 
@@ -30,7 +32,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from idp.ports import DeliveryFailed
+from idp.ports import DeliveryFailed, MessageRejected
 
 log = logging.getLogger(__name__)
 
@@ -123,13 +125,13 @@ class HttpSmsSender:
                 return HALF_OPEN
             return self._state
 
-    def send(self, phone: str, text: str) -> None:
+    def send(self, phone: str, text: str, message_id: str | None = None) -> None:
         trial = self._admit()
         try:
-            self._deliver(phone, text, attempts=1 if trial else 1 + self._retries)
+            self._deliver(phone, text, message_id, attempts=1 if trial else 1 + self._retries)
         except _GatewayUp:
             self._record(success=True, trial=trial)
-            raise DeliveryFailed(f"SMS gateway {self._host} refused the message") from None
+            raise MessageRejected(f"SMS gateway {self._host} refused the message") from None
         except BaseException:
             self._record(success=False, trial=trial)  # a trial must never stay "running"
             raise
@@ -167,10 +169,10 @@ class HttpSmsSender:
 
     # --- one send with its retries ----------------------------------------------------------
 
-    def _deliver(self, phone: str, text: str, attempts: int) -> None:
+    def _deliver(self, phone: str, text: str, message_id: str | None, attempts: int) -> None:
         for attempt in range(attempts):
             try:
-                self._attempt(phone, text)
+                self._attempt(phone, text, message_id)
                 return
             except _Retryable as exc:
                 delay = max(self._backoff * 2**attempt, exc.delay or 0)
@@ -180,14 +182,17 @@ class HttpSmsSender:
                     raise DeliveryFailed(f"SMS gateway {self._host}: {exc}") from None
                 self._sleep(delay)
 
-    def _attempt(self, phone: str, text: str) -> None:
+    def _attempt(self, phone: str, text: str, message_id: str | None) -> None:
         payload = {"to": phone, "text": text, "from": self._sender_name}
         as_body = {"json": payload} if self._body == "json" else {"data": payload}
+        headers = dict(self._headers)
+        if message_id:
+            headers["Idempotency-Key"] = message_id
         try:
             response = self._session().post(
                 self._url,
                 auth=self._auth,
-                headers=self._headers,
+                headers=headers,
                 timeout=self._timeout,
                 allow_redirects=False,
                 **as_body,

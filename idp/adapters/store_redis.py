@@ -20,6 +20,8 @@ return v
 
 class RedisStore:
     def __init__(self, url: str, prefix: str = "idp:", timeout: float = 0.5) -> None:
+        self.url = url  # the outbox's wake-up channel lives beside the store
+        self.prefix = prefix
         self._prefix = prefix
         self._redis = redis.Redis.from_url(
             url,

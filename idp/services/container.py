@@ -9,18 +9,24 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from idp.adapters.sql.models import User
+from idp.adapters.sql.outbox import SqlOutbox
 from idp.adapters.sql.sessions import SqlSessionStore
 from idp.adapters.sql.tokens import SqlTokenStore
 from idp.adapters.sql.uow import SqlUnitOfWork
 from idp.config import Settings
 from idp.persistence import UnitOfWork
-from idp.ports import CaptchaRenderer, EmailSender, EphemeralStore, LogoutNotifier, SmsSender
+from idp.ports import CaptchaRenderer, EphemeralStore, Waker
 from idp.services.authentication import AuthenticationService
 from idp.services.captcha import CaptchaPolicy, CaptchaService
 from idp.services.clients import ClientService
 from idp.services.consents import ConsentService
 from idp.services.crypto import KeyedDigest, Sealer
-from idp.services.delivery import DeliveryService, MessageTemplates, SmsPumpingGuard
+from idp.services.delivery import (
+    ChannelHealth,
+    DeliveryService,
+    MessageTemplates,
+    SmsPumpingGuard,
+)
 from idp.services.health import HealthService
 from idp.services.keys import KeyService
 from idp.services.legacy import LegacyUpgrade
@@ -56,6 +62,8 @@ class Services:
     clock: Callable[[], float]
     verifier: ContactVerifier
     delivery: DeliveryService
+    outbox: SqlOutbox
+    channels: ChannelHealth
     captcha: CaptchaService
     captcha_policy: CaptchaPolicy
     password_policy: PasswordPolicy
@@ -69,9 +77,7 @@ def build_services(
     settings: Settings,
     session: Session,
     store: EphemeralStore,
-    notifier: LogoutNotifier,
-    sms: SmsSender,
-    email: EmailSender,
+    waker: Waker,
     renderer: CaptchaRenderer,
     clock: Callable[[], float] = time.time,
     on_confirmed: Callable[[User], None] | None = None,
@@ -119,7 +125,10 @@ def build_services(
         address_window=settings.address_window,
     )
     verifier = ContactVerifier(session, uow, clock)
-    delivery = DeliveryService(sms, email, store, MessageTemplates(), SmsPumpingGuard(store))
+    # Every side effect is queued in the caller's transaction; `idp worker` sends it.
+    outbox = SqlOutbox(session, waker, clock)
+    channels = ChannelHealth(store)
+    delivery = DeliveryService(outbox, store, MessageTemplates(), SmsPumpingGuard(store), channels)
     password_policy = PasswordPolicy.load_default()
     legacy = LegacyUpgrade(session, hasher, password_policy, clock, uow=uow)
     return Services(
@@ -134,12 +143,14 @@ def build_services(
         consents=ConsentService(session, uow, tokens, clock),
         tokens=tokens,
         auth=AuthenticationService(uow, users, hasher, throttle),
-        logout=LogoutService(settings.issuer, sessions, tokens, keys, notifier, uow, clock),
+        logout=LogoutService(settings.issuer, sessions, tokens, keys, outbox, uow, clock),
         throttle=throttle,
         health=HealthService(session, uow, store),
         clock=clock,
         verifier=verifier,
         delivery=delivery,
+        outbox=outbox,
+        channels=channels,
         captcha=CaptchaService(store, renderer, per_address=settings.captcha_images_per_address),
         captcha_policy=CaptchaPolicy(store),
         password_policy=password_policy,

@@ -5,8 +5,10 @@
 * :class:`SmsPumpingGuard` refuses SMS that would only earn money for someone else
   (checklist item 20, "SMS pumping" / toll fraud): destinations outside Russia, and more
   than a few messages per number, per number range, per client address or per day in all.
-* :class:`DeliveryService` puts the two together behind the ports
-  :class:`~idp.ports.SmsSender` and :class:`~idp.ports.EmailSender`.
+* :class:`DeliveryService` puts the two together and queues each message in the transactional
+  outbox; ``idp worker`` (:mod:`idp.services.outbox_worker`) hands it to the ports
+  :class:`~idp.ports.SmsSender` and :class:`~idp.ports.EmailSender` after the commit.
+* :class:`ChannelHealth` is what the worker learnt about the gateway and the mail server.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from jinja2 import (
 )
 
 from idp.domain.errors import IdpError
-from idp.ports import EmailSender, EphemeralStore, SmsSender
+from idp.ports import DeliveryFailed, EphemeralStore
 
 log = logging.getLogger(__name__)
 
@@ -197,52 +199,120 @@ def _network(address: str) -> str:
     return str(ip)
 
 
-class DeliveryService:
-    """Codes, links and notices, rendered and handed to the senders.
+class ChannelHealth:
+    """Whether the SMS gateway or the mail server is down, as the outbox worker found it,
+    kept in the shared store so that every replica's requests see it.
 
-    Every SMS passes the pumping guard first. Notices go at most once per ``notice_interval``
-    to one contact for one notice, so that a stranger who keeps "registering" someone else's
-    number cannot flood its owner; for an SMS the guard still counts, so that a registered
-    number and a free one cost the caller the same (no enumeration by rate limits).
+    ``threshold`` failed deliveries in a row (within ``reset`` seconds) mark the channel down
+    for ``reset`` seconds; a success clears it. While a channel is down, a request that would
+    send a code or a link refuses at once (:class:`~idp.ports.DeliveryFailed`, the "could not
+    send" page) instead of queueing a message the person would wait for in vain.
+    """
+
+    def __init__(self, store: EphemeralStore, threshold: int = 3, reset: int = 30) -> None:
+        self._store = store
+        self._threshold = threshold
+        self._reset = reset
+
+    def is_down(self, channel: str) -> bool:
+        return self._store.get(f"delivery:down:{channel}") is not None
+
+    def failed(self, channel: str) -> None:
+        if self._store.incr(f"delivery:failures:{channel}", self._reset) < self._threshold:
+            return
+        down = f"delivery:down:{channel}"
+        if self._store.add(down, "1", self._reset):
+            log.error("%s channel is down: requests are refused for %ss", channel, self._reset)
+        else:
+            self._store.set(down, "1", self._reset)  # still failing: stay down
+
+    def succeeded(self, channel: str) -> None:
+        if self._store.get(f"delivery:failures:{channel}") is not None:
+            self._store.delete(f"delivery:failures:{channel}")
+            if self._store.take(f"delivery:down:{channel}") is not None:
+                log.info("%s channel is back", channel)
+
+
+class DeliveryService:
+    """Codes, links and notices, rendered, checked and queued in the caller's transaction.
+
+    Nothing is sent here: each message becomes an outbox row (``outbox``, a
+    :class:`~idp.adapters.sql.outbox.SqlOutbox`) that commits with the caller's change and is
+    delivered by ``idp worker``. Every SMS passes the pumping guard first. A code or a link is
+    refused at once while its channel is down (:class:`ChannelHealth`). Notices go at most once
+    per ``notice_interval`` to one contact for one notice, so that a stranger who keeps
+    "registering" someone else's number cannot flood its owner; for an SMS the guard still
+    counts, so that a registered number and a free one cost the caller the same (no
+    enumeration by rate limits). System notices (:meth:`notify_system`) have no client
+    address: they are capped per recipient instead, and dropped with a log line over the cap.
     """
 
     def __init__(
         self,
-        sms: SmsSender,
-        email: EmailSender,
+        outbox,
         store: EphemeralStore,
         templates: MessageTemplates,
         guard: SmsPumpingGuard,
+        health: ChannelHealth | None = None,
         notice_interval: int = HOUR,
+        code_ttl: int = 600,
+        system_per_day: int = 10,
     ) -> None:
-        self._sms = sms
-        self._email = email
+        self._outbox = outbox
         self._store = store
         self._templates = templates
         self._guard = guard
+        self._health = health or ChannelHealth(store)
         self._notice_interval = notice_interval
+        self._code_ttl = code_ttl
+        self._system_per_day = system_per_day
 
-    def send_code_sms(self, phone: str, code: str, purpose: str, *, address: str) -> None:
-        """Raises SmsRefused, DeliveryFailed or StoreUnavailable; nothing is sent then."""
+    def _check_up(self, channel: str) -> None:
+        if self._health.is_down(channel):
+            raise DeliveryFailed(f"{channel} channel is down")
+
+    def check_available(self, kind: str) -> None:
+        """Refuse as a code or link to a ``phone`` or ``email`` contact would be refused now
+        (DeliveryFailed while its channel is down): for the paths that send nothing, or only
+        a notice, so that a taken or unknown contact answers as a free one does."""
+        self._check_up("sms" if kind == "phone" else "email")
+
+    def send_code_sms(
+        self, phone: str, code: str, purpose: str, *, address: str, ref: str | None = None
+    ) -> None:
+        """Raises SmsRefused, DeliveryFailed or StoreUnavailable; nothing is queued then."""
         _check(purpose, PURPOSES)
         text = self._templates.sms(f"code_{purpose}", code=code)
+        self._check_up("sms")
         self._guard.check_and_count(phone, address)
-        self._sms.send(phone, text)
+        payload = {"to": phone, "text": text}
+        self._outbox.add("sms", f"code_{purpose}", payload, ttl=self._code_ttl, ref=ref)
 
     def count_decoy_sms(self, phone: str, address: str) -> None:
         """Pass the guard for an SMS that is deliberately not sent (an unknown contact in
         recovery), so that known and unknown numbers cost the caller the same."""
+        self.check_available("phone")
         self._guard.check_and_count(phone, address)
 
     def send_link_email(
-        self, to: str, link: str, purpose: str, *, ttl_minutes: int | None = None
+        self,
+        to: str,
+        link: str,
+        purpose: str,
+        *,
+        ttl_minutes: int | None = None,
+        ref: str | None = None,
     ) -> None:
         _check(purpose, PURPOSES)
         context: dict[str, object] = {"link": link}
         if ttl_minutes is not None:
             context["ttl_minutes"] = ttl_minutes
         message = self._templates.email(f"link_{purpose}", **context)
-        self._email.send(to, message.subject, message.text, message.html)
+        self._check_up("email")
+        payload = {"to": to, "subject": message.subject, "text": message.text}
+        payload["html"] = message.html
+        ttl = (ttl_minutes or 60) * 60
+        self._outbox.add("email", f"link_{purpose}", payload, ttl=ttl, ref=ref)
 
     def notify_contact(
         self,
@@ -254,32 +324,70 @@ class DeliveryService:
         about: str = "",
         **context,
     ) -> bool:
-        """Send notice ``template`` to a ``phone`` or ``email`` contact; False when it was
-        already sent within the interval (per ``about``: notices about different things, such
+        """Queue notice ``template`` to a ``phone`` or ``email`` contact; False when it was
+        already queued within the interval (per ``about``: notices about different things, such
         as two billing accounts, are not merged). An SMS needs the ``address`` that caused it."""
         _check(template, NOTICES)
-        key = _notice_key(kind, value, f"{template}:{about}")
         if kind == "phone":
             if address is None:
                 raise ValueError("an SMS notice needs the client address for the guard")
-            text = self._templates.sms(template, **context)
+            payload = self._render(kind, value, template, context)
             self._guard.check_and_count(value, address)
-            send = lambda: self._sms.send(value, text)  # noqa: E731
-        elif kind == "email":
-            message = self._templates.email(template, **context)
-            send = lambda: self._email.send(  # noqa: E731
-                value, message.subject, message.text, message.html
-            )
         else:
-            raise ValueError(f"unknown contact kind {kind!r}")
+            payload = self._render(kind, value, template, context)
+        return self._queue_once(kind, value, template, about, payload)
+
+    def notify_system(
+        self, kind: str, value: str, template: str, *, about: str = "", **context
+    ) -> bool:
+        """Queue a notice that no client asked for (an event of another service): capped at
+        ``system_per_day`` per recipient; over the cap, or to a number no SMS may go to, it
+        is dropped with a log line and False (never raised: a consumer must not stall)."""
+        _check(template, NOTICES)
+        payload = self._render(kind, value, template, context)
+        if kind == "phone":
+            try:
+                self._guard.check_destination(value)
+            except SmsRefused:
+                log.warning(
+                    "system notice %s to %s dropped: no SMS to this number",
+                    template,
+                    mask_contact(value),
+                )
+                return False
+        count = self._store.incr(f"notice:system:{kind}:{_digest(value)}", DAY)
+        if count > self._system_per_day:
+            log.warning(
+                "system notice %s to %s dropped: %d today (cap %d)",
+                template,
+                mask_contact(value),
+                count,
+                self._system_per_day,
+            )
+            return False
+        return self._queue_once(kind, value, template, about, payload)
+
+    def _render(self, kind: str, value: str, template: str, context: dict) -> dict:
+        if kind == "phone":
+            return {"to": value, "text": self._templates.sms(template, **context)}
+        if kind == "email":
+            message = self._templates.email(template, **context)
+            return {
+                "to": value,
+                "subject": message.subject,
+                "text": message.text,
+                "html": message.html,
+            }
+        raise ValueError(f"unknown contact kind {kind!r}")
+
+    def _queue_once(self, kind: str, value: str, template: str, about: str, payload) -> bool:
+        key = _notice_key(kind, value, f"{template}:{about}")
         if not self._store.add(key, "1", self._notice_interval):
             return False
-        try:
-            send()
-        except Exception:
-            # Not delivered, so not "already sent": the next event may try again.
-            self._store.delete(key)
-            raise
+        # Not queued if the caller's transaction rolls back: then not "already sent" either.
+        self._outbox.on_rollback(lambda: self._store.delete(key))
+        channel = "sms" if kind == "phone" else "email"
+        self._outbox.add(channel, template, payload, ttl=DAY, ref=about or None)
         return True
 
 

@@ -1,4 +1,7 @@
-"""Ending SSO sessions: RP-initiated logout and back-channel notification of every client."""
+"""Ending SSO sessions: RP-initiated logout and back-channel notification of every client.
+
+The notifications are outbox rows (one per client URI), committed with the revocation and
+POSTed by ``idp worker`` with retries: the logout request never waits on a relying party."""
 
 from __future__ import annotations
 
@@ -7,13 +10,13 @@ from collections.abc import Callable
 
 from idp.adapters.sql.models import SsoSession
 from idp.persistence import UnitOfWork
-from idp.ports import LogoutNotifier
 from idp.services.crypto import new_token
 from idp.services.keys import KeyService
 from idp.services.sessions import SessionService
 from idp.services.tokens import TokenService
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+LOGOUT_TTL = 3600  # a relying party down longer than this learns of the logout otherwise
 
 
 class LogoutService:
@@ -23,7 +26,7 @@ class LogoutService:
         sessions: SessionService,
         tokens: TokenService,
         keys: KeyService,
-        notifier: LogoutNotifier,
+        outbox,
         uow: UnitOfWork,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -32,7 +35,7 @@ class LogoutService:
         self._sessions = sessions
         self._tokens = tokens
         self._keys = keys
-        self._notifier = notifier
+        self._outbox = outbox
         self._clock = clock
 
     def logout_token(self, client_id: str, alg: str, sub: str, sid: str) -> str:
@@ -51,22 +54,25 @@ class LogoutService:
         return self._keys.sign(claims, alg, typ="logout+jwt")
 
     def end(self, session: SsoSession) -> list[str]:
-        """End ``session``, revoke its tokens and notify its clients; returns the URIs told.
-        One unit of work; the notices are sent inside it, as the change they announce."""
+        """End ``session``, revoke its tokens and queue a back-channel logout token for each
+        client of it with a URI; returns the URIs queued. One unit of work: the queued
+        messages commit with the revocation. The token itself is signed when it is sent (its
+        ``exp`` is short; a retry needs a fresh one)."""
         with self._uow.transaction():
             if not self._sessions.end(session):
                 return []
-            self._tokens.revoke_for(session.user_id, sid=session.id)
-            told = []
+            queued = []
             for client in self._sessions.clients_of(session.id):
                 if not client.backchannel_logout_uri:
                     continue
-                token = self.logout_token(
-                    client.client_id,
-                    client.id_token_signed_response_alg,
-                    session.user_id,
-                    session.id,
-                )
-                if self._notifier.send(client.backchannel_logout_uri, token):
-                    told.append(client.backchannel_logout_uri)
-        return told
+                payload = {
+                    "uri": client.backchannel_logout_uri,
+                    "client_id": client.client_id,
+                    "alg": client.id_token_signed_response_alg,
+                    "sub": session.user_id,
+                    "sid": session.id,
+                }
+                self._outbox.add("logout", "backchannel", payload, ttl=LOGOUT_TTL, ref=session.id)
+                queued.append(client.backchannel_logout_uri)
+            self._tokens.revoke_for(session.user_id, sid=session.id)
+        return queued

@@ -15,6 +15,7 @@ Contact change, per Verification row:
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -27,9 +28,11 @@ from idp.adapters.sql.models import User, Verification
 from idp.domain.contacts import parse_login
 from idp.domain.errors import AuthenticationFailed, Conflict, NotFound, ValidationError
 from idp.persistence import UnitOfWork
+from idp.services.delivery import SmsRefused, mask_contact
 from idp.services.registration import IllegalTransition
 from idp.services.verification import ContactVerifier, SecretRejected
 
+log = logging.getLogger(__name__)
 FLOW_TTL = 24 * 3600
 
 
@@ -87,7 +90,8 @@ class ProfileService:
         )
         password_hash = self._hasher.hash(new)
         # One unit of work: the new password, the end of other sessions and of every refresh
-        # token (this browser stays signed in), and the notice, or none of them.
+        # token (this browser stays signed in), and the notice, or none of them. The notice is
+        # queued in the change's own transaction: sent after it commits, never instead of it.
         with self._uow.transaction():
             now = self._now()
             user.password_hash = password_hash
@@ -96,8 +100,16 @@ class ProfileService:
             self._tokens.revoke_for(user.id)
             for kind, value in (("email", user.email), ("phone", user.phone)):
                 if value:
-                    self._delivery.notify_contact(kind, value, "password_changed", address=address)
+                    self._notify(kind, value, "password_changed", address)
                     break
+
+    def _notify(self, kind: str, value: str, template: str, address: str, **context) -> None:
+        """Queue a notice about a change the user made; one the SMS guard refuses is dropped
+        with a log line (the change itself stands)."""
+        try:
+            self._delivery.notify_contact(kind, value, template, address=address, **context)
+        except SmsRefused as refused:
+            log.warning("notice %s to %s not sent: %s", template, mask_contact(value), refused)
 
     # --- contacts -------------------------------------------------------------------------
 
@@ -149,6 +161,7 @@ class ProfileService:
                 )
         if taken:  # the same answer, but a flow that can never complete
             self._verifier.blind(row)
+            self._delivery.check_available(kind)
         self._db.add(row)
         return row
 
@@ -191,20 +204,14 @@ class ProfileService:
             except IntegrityError:
                 raise Conflict("the contact was taken meanwhile") from None
             # Tell the account through a contact it already had: the replaced one, or else
-            # the other kind (adding an e-mail is announced to the phone).
+            # the other kind (adding an e-mail is announced to the phone). Queued with the change.
             other_kind = "email" if row.contact_kind == "phone" else "phone"
             other = user.email if other_kind == "email" else user.phone
             if old:
-                self._delivery.notify_contact(
-                    row.contact_kind, old, "contact_changed", address=address
-                )
+                self._notify(row.contact_kind, old, "contact_changed", address)
             elif other:
-                self._delivery.notify_contact(
-                    other_kind,
-                    other,
-                    "contact_added",
-                    address=address,
-                    new_contact=row.contact_value,
+                self._notify(
+                    other_kind, other, "contact_added", address, new_contact=row.contact_value
                 )
         return user
 

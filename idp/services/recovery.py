@@ -103,6 +103,7 @@ class RecoveryService:
                 )
         if user is None:
             self._verifier.blind(row)
+            self._delivery.check_available(kind)  # refused as a known contact would be
         self._db.add(row)
         return row
 

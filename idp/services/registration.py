@@ -170,6 +170,7 @@ class RegistrationService:
             self._verifier.issue_link(row)
         self._verifier.blind(row)
         row.payload = {**row.payload, "decoy": True}
+        self._delivery.check_available(row.contact_kind)  # refused as a free contact would be
         self._delivery.notify_contact(
             row.contact_kind, row.contact_value, "contact_in_use", address=address
         )
@@ -191,6 +192,7 @@ class RegistrationService:
             issued = self._verifier.issue_code(row)
             if row.payload.get("decoy"):
                 self._verifier.blind(row)
+                self._delivery.check_available("phone")
                 self._delivery.notify_contact(
                     "phone", row.contact_value, "contact_in_use", address=address
                 )

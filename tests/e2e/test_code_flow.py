@@ -219,7 +219,8 @@ def test_rp_initiated_and_back_channel_logout(live):
     )
     assert response.status_code == 303
     assert response.headers["Location"] == "https://rp.example.com/bye?state=s1"
-    # the back-channel logout token went to the RP, signed and typed
+    # the back-channel logout token went to the RP (by the outbox worker), signed and typed
+    live.drain()
     assert len(live.notifier.sent) == 1
     uri, logout_token = live.notifier.sent[0]
     assert uri == "https://rp.example.com/backchannel"

@@ -25,7 +25,7 @@ from idp.adapters.logout_http import RecordingLogoutNotifier
 from idp.adapters.store_memory import MemoryStore
 from idp.adapters.store_redis import RedisStore
 from idp.config import load_settings
-from tests.conftest import REDIS_URL, _reset, base_env
+from tests.conftest import REDIS_URL, TEST_RETRY, _reset, base_env
 from tests.support import Clock, Live, make_user, start_server
 
 pytestmark = [
@@ -95,6 +95,7 @@ def live(profile, databases, worker, tmp_path):
 
     started = start_server(build)
     started.captcha = renderer
+    started.start_worker(TEST_RETRY)  # the outbox worker beside the server, as in make_live
     yield started
     started.stop()
     with started.app.app_context():
@@ -153,7 +154,9 @@ def shoot(page, name: str) -> None:
 
 def outbox(context, live, recipient: str) -> list[str]:
     """Texts of the messages the development outbox page lists for ``recipient``, newest
-    first (opened in a new tab of the same browser, as a developer would)."""
+    first (opened in a new tab of the same browser, as a developer would), once the outbox
+    worker beside the server has delivered everything queued."""
+    live.drain()
     tab = context.new_page()
     try:
         tab.goto(f"{live.url}/dev/outbox")

@@ -19,6 +19,9 @@ It speaks the protocol of a typical HTTP SMS gateway, the one
     Another content type → ``415``; no length → ``411``; a malformed body or field → ``400``
     ``{"error": "invalid_request", "field": "<name>"}``.
 
+    An ``Idempotency-Key`` header is recorded with the message (not acted on: tests count
+    copies per key to prove the client never sends one message twice).
+
     Accepted → ``200`` ``{"id": "<uuid>", "status": "accepted", "parts": <n>}``, where ``n``
     is the number of SMS the text is billed as: GSM 03.38 7-bit text fits 160 characters in
     one SMS and 153 per part when split; anything else (Cyrillic) is UCS-2: 70, then 67.
@@ -31,6 +34,9 @@ Scripted failures, for the next requests to the path in order, before authentica
 and waits ``hang_seconds`` (longer than the client's timeout) before closing without an
 answer; ``"close"`` reads the request and closes the connection without an answer. None of
 them records a message.
+
+``block()`` makes every request wait (after reading it) until ``unblock()``; ``held`` counts
+the requests waiting so (a test can see that a send is in flight and who is waiting on it).
 
 ``gateway.messages`` holds the accepted messages, ``gateway.hits`` counts every request to the
 path, failed ones included.
@@ -77,6 +83,7 @@ class ReceivedSms:
     sender: str
     content_type: str
     parts: int
+    idempotency_key: str | None = None
 
 
 class SmsGateway:
@@ -98,6 +105,9 @@ class SmsGateway:
         self._script: deque[str] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._open = threading.Event()
+        self._open.set()
+        self.held = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -111,6 +121,21 @@ class SmsGateway:
             raise ValueError(f"mode must be one of {FAILURES}")
         with self._lock:
             self._script.extend([mode] * n)
+
+    def block(self) -> None:
+        self._open.clear()
+
+    def unblock(self) -> None:
+        self._open.set()
+
+    def _wait_open(self) -> None:
+        if self._open.is_set():
+            return
+        with self._lock:
+            self.held += 1
+        self._open.wait(30)
+        with self._lock:
+            self.held -= 1
 
     def start(self) -> SmsGateway:
         gateway = self
@@ -129,6 +154,7 @@ class SmsGateway:
 
     def stop(self) -> None:
         self._stopping.set()  # releases handlers that are "hanging"
+        self._open.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -158,7 +184,9 @@ class SmsGateway:
             return True
         return hmac.compare_digest((header or "").encode(), expected.encode())
 
-    def _accept(self, fields: dict[str, str], content_type: str) -> ReceivedSms:
+    def _accept(
+        self, fields: dict[str, str], content_type: str, key: str | None = None
+    ) -> ReceivedSms:
         message = ReceivedSms(
             id=str(uuid.uuid4()),
             to=fields["to"],
@@ -166,6 +194,7 @@ class SmsGateway:
             sender=fields["from"],
             content_type=content_type,
             parts=sms_parts(fields["text"]),
+            idempotency_key=key,
         )
         with self._lock:
             self.messages.append(message)
@@ -201,6 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         length = self.headers.get("Content-Length")
         raw = self.rfile.read(int(length)) if length and length.isdigit() else b""
+        self.gateway._wait_open()
         failure = self.gateway._next_failure()
         if failure in ("hang", "close"):
             if failure == "hang":
@@ -230,7 +260,8 @@ class _Handler(BaseHTTPRequestHandler):
         except _Invalid as exc:
             self._answer(400, {"error": "invalid_request", "field": exc.field})
             return
-        message = self.gateway._accept(fields, content_type)
+        key = self.headers.get("Idempotency-Key")
+        message = self.gateway._accept(fields, content_type, key)
         self._answer(200, {"id": message.id, "status": "accepted", "parts": message.parts})
 
 

@@ -24,17 +24,17 @@ from idp.adapters.email_smtp import SmtpEmailSender
 from idp.adapters.outbox import (
     OutboxEmailSender,
     OutboxSmsSender,
-    RecordingEmailSender,
-    RecordingSmsSender,
     latest_messages,
 )
 from idp.adapters.sms_http import CLOSED, HALF_OPEN, OPEN, HttpSmsSender
+from idp.adapters.sql.outbox import RecordingOutbox
 from idp.adapters.store_memory import MemoryStore
 from idp.adapters.store_redis import RedisStore
-from idp.ports import DeliveryFailed, StoreUnavailable
+from idp.ports import DeliveryFailed, MessageRejected, StoreUnavailable
 from idp.services.delivery import (
     NOTICES,
     PURPOSES,
+    ChannelHealth,
     DeliveryService,
     MessageTemplates,
     SmsPumpingGuard,
@@ -429,8 +429,8 @@ def store(live):
 
 def test_guard_refuses_numbers_outside_russia(store):
     guard = SmsPumpingGuard(store)
-    sms = RecordingSmsSender()
-    service = DeliveryService(sms, RecordingEmailSender(), store, MessageTemplates(), guard)
+    outbox = RecordingOutbox()
+    service = DeliveryService(outbox, store, MessageTemplates(), guard)
     for phone in (
         "+77011234567",
         "+76001234567",
@@ -444,7 +444,7 @@ def test_guard_refuses_numbers_outside_russia(store):
         with pytest.raises(SmsRefused) as caught:
             service.send_code_sms(phone, "123456", "register", address="198.51.100.1")
         assert caught.value.reason == "destination" and caught.value.retry_after is None
-    assert sms.sent == [] and store.get("sms:total") is None
+    assert outbox.entries == [] and store.get("sms:total") is None
 
 
 def test_guard_caps_one_number_per_day(store):
@@ -510,11 +510,11 @@ def test_guard_caps_the_daily_total(store):
 
 def test_guard_fails_closed_when_the_store_is_down():
     guard = SmsPumpingGuard(RedisStore("redis://127.0.0.1:1", timeout=0.2))
-    sms = RecordingSmsSender()
-    service = DeliveryService(sms, RecordingEmailSender(), MemoryStore(), MessageTemplates(), guard)
+    outbox = RecordingOutbox()
+    service = DeliveryService(outbox, MemoryStore(), MessageTemplates(), guard)
     with pytest.raises(StoreUnavailable):
         service.send_code_sms(PHONE, "123456", "register", address="192.0.2.1")
-    assert sms.sent == []
+    assert outbox.entries == []
 
 
 # --- the delivery service and its templates ---------------------------------------------------
@@ -522,90 +522,161 @@ def test_guard_fails_closed_when_the_store_is_down():
 
 @pytest.fixture
 def delivery():
+    """The service with the outbox's twin: what it queued, as the worker would send it."""
     store = MemoryStore()
-    sms, mail = RecordingSmsSender(), RecordingEmailSender()
-    service = DeliveryService(sms, mail, store, MessageTemplates(), SmsPumpingGuard(store))
-    return service, sms, mail
+    outbox = RecordingOutbox()
+    service = DeliveryService(outbox, store, MessageTemplates(), SmsPumpingGuard(store))
+    return service, outbox, store
+
+
+def texts(outbox, kind):
+    return [e.payload for e in outbox.of(kind)]
 
 
 @pytest.mark.parametrize("purpose", PURPOSES)
 def test_code_sms_is_russian_and_fits_one_sms(delivery, purpose):
-    service, sms, _ = delivery
+    service, outbox, _ = delivery
     service.send_code_sms(PHONE, "123456", purpose, address="192.0.2.1")
-    [sent] = sms.sent
-    assert sent.phone == PHONE and "123456" in sent.text and "ЕЛК" in sent.text
-    assert len(sent.text) <= 70 and sms_parts(sent.text) == 1
+    [sent] = outbox.of("sms")
+    assert sent.payload["to"] == PHONE and sent.ttl == 600 and sent.purpose == f"code_{purpose}"
+    assert "123456" in sent.payload["text"] and "ЕЛК" in sent.payload["text"]
+    assert len(sent.payload["text"]) <= 70 and sms_parts(sent.payload["text"]) == 1
 
 
 @pytest.mark.parametrize("purpose", PURPOSES)
 def test_link_email_is_russian_with_an_escaped_html_part(delivery, purpose):
-    service, _, mail = delivery
+    service, outbox, _ = delivery
     link = "https://lk.example/confirm?t=abc&u=1"
     service.send_link_email("ivan@example.com", link, purpose, ttl_minutes=30)
-    [sent] = mail.sent
-    assert sent.to == "ivan@example.com" and "\n" not in sent.subject
-    assert "ЕЛК" in sent.subject and link in sent.text and "30 мин" in sent.text
+    [sent] = texts(outbox, "email")
+    assert sent["to"] == "ivan@example.com" and "\n" not in sent["subject"]
+    assert "ЕЛК" in sent["subject"] and link in sent["text"] and "30 мин" in sent["text"]
     assert (
-        "https://lk.example/confirm?t=abc&amp;u=1" in sent.html and '<html lang="ru">' in sent.html
+        "https://lk.example/confirm?t=abc&amp;u=1" in sent["html"]
+        and '<html lang="ru">' in sent["html"]
     )
+    assert outbox.entries[0].ttl == 30 * 60  # never delivered after the link expired
 
 
 @pytest.mark.parametrize("notice", NOTICES)
 def test_notices_in_both_channels_once_per_interval(delivery, notice):
-    service, sms, mail = delivery
+    service, outbox, _ = delivery
     assert service.notify_contact("phone", PHONE, notice, address="192.0.2.1")
     assert service.notify_contact("email", "ivan@example.com", notice, new_contact="p@q.ru")
     assert not service.notify_contact("email", "ivan@example.com", notice)
     assert not service.notify_contact("phone", PHONE, notice, address="192.0.2.1")
-    assert len(sms.sent) == 1 and len(mail.sent) == 1
-    assert len(sms.sent[0].text) <= 70 and sms_parts(sms.sent[0].text) == 1
+    [sms], [mail] = texts(outbox, "sms"), texts(outbox, "email")
+    assert len(sms["text"]) <= 70 and sms_parts(sms["text"]) == 1
     if notice == "contact_changed":
-        assert "p***@q.ru" in mail.sent[0].text and "p@q.ru" not in mail.sent[0].text
+        assert "p***@q.ru" in mail["text"] and "p@q.ru" not in mail["text"]
 
 
 def test_a_decoy_sms_costs_the_same_and_sends_nothing(delivery):
-    service, sms, _ = delivery
+    service, outbox, _ = delivery
     for i in range(10):
         service.count_decoy_sms(f"+7916{i:03d}1234", "192.0.2.1")
     with pytest.raises(SmsRefused, match="address"):
         service.send_code_sms(PHONE, "123456", "recover", address="192.0.2.1")
-    assert sms.sent == []
+    assert outbox.entries == []
 
 
-def test_a_failed_notice_may_be_sent_again(delivery):
-    service, _, mail = delivery
-    mail.failing = True
+def test_a_notice_rolled_back_with_its_change_may_be_queued_again(live):
+    """The once-an-hour mark is forgotten when the transaction that queued it rolls back."""
+    from idp.extensions import db
+
+    with live.ctx():
+        delivery = live.services.delivery
+        assert delivery.notify_contact("email", "ivan@example.com", "password_changed")
+        db.session.rollback()
+        assert delivery.notify_contact("email", "ivan@example.com", "password_changed")
+        db.session.commit()
+        assert not delivery.notify_contact("email", "ivan@example.com", "password_changed")
+        db.session.commit()
+    [row] = live.outbox_rows(kind="email")
+    assert row.purpose == "password_changed" and row.payload["to"] == "ivan@example.com"
+
+
+def test_a_channel_marked_down_refuses_codes_and_links_but_queues_notices(delivery):
+    service, outbox, store = delivery
+    health = ChannelHealth(store, threshold=2, reset=30)
+    service = DeliveryService(outbox, store, MessageTemplates(), SmsPumpingGuard(store), health)
+    health.failed("sms")
+    service.send_code_sms(PHONE, "123456", "register", address="192.0.2.1")  # one failure: up
+    health.failed("sms")
     with pytest.raises(DeliveryFailed):
-        service.notify_contact("email", "ivan@example.com", "password_changed")
-    mail.failing = False
-    assert service.notify_contact("email", "ivan@example.com", "password_changed")
+        service.send_code_sms(PHONE, "654321", "register", address="192.0.2.1")
+    with pytest.raises(DeliveryFailed):
+        service.count_decoy_sms(PHONE, "192.0.2.1")  # a decoy costs what a code costs
+    service.send_link_email("ivan@example.com", "https://lk.example/c", "register")
+    assert service.notify_contact("phone", PHONE, "password_changed", address="192.0.2.1")
+    assert [e.purpose for e in outbox.entries] == [
+        "code_register",
+        "link_register",
+        "password_changed",
+    ]
+    assert store.get("sms:total") == "2"  # the refused code cost the caller nothing
+    health.succeeded("sms")
+    service.send_code_sms(PHONE, "111111", "register", address="192.0.2.1")
+
+
+def test_system_notices_are_capped_per_recipient_not_shared(delivery):
+    service, outbox, store = delivery
+    service = DeliveryService(
+        outbox, store, MessageTemplates(), SmsPumpingGuard(store), system_per_day=2
+    )
+    for n in range(3):
+        account = f"15900000000{n}"
+        assert service.notify_system(
+            "phone", PHONE, "account_moved", about=account, number=account
+        ) is (n < 2)
+    other = "+79161234567"
+    assert service.notify_system("phone", other, "account_moved", about="1", number="1")
+    assert not service.notify_system("phone", "+74951234567", "account_moved", number="1")
+    assert [e.payload["to"] for e in outbox.entries] == [PHONE, PHONE, other]
 
 
 def test_service_rejects_unknown_names(delivery):
-    service, sms, _ = delivery
+    service, outbox, _ = delivery
     with pytest.raises(ValueError):
         service.send_code_sms(PHONE, "1", "login", address="192.0.2.1")
     with pytest.raises(ValueError):
         service.notify_contact("phone", PHONE, "password_changed")  # no address for the guard
     with pytest.raises(ValueError):
         service.notify_contact("fax", PHONE, "password_changed")
-    assert sms.sent == []
+    assert outbox.entries == []
 
 
-def test_service_end_to_end_through_real_servers(smtpd):
+def test_sms_4xx_is_a_rejected_message_and_smtp_keeps_the_message_id(smtpd):
+    """What the worker needs from the adapters: a refusal it must not retry, and a stable
+    Message-ID (de-duplication by the outbox row's id)."""
+    with SmsGateway(token="right") as gateway:
+        with pytest.raises(MessageRejected):
+            HttpSmsSender(gateway.url, token="wrong").send(PHONE, "x", message_id="m-1")
+        HttpSmsSender(gateway.url, token="right").send(PHONE, "x", message_id="m-2")
+    assert [m.idempotency_key for m in gateway.messages] == ["m-2"]
     controller, mailbox = smtpd()
-    store = MemoryStore()
-    with SmsGateway() as gateway:
-        service = DeliveryService(
-            HttpSmsSender(gateway.url),
-            SmtpEmailSender("127.0.0.1", controller.port, security="none"),
-            store,
-            MessageTemplates(),
-            SmsPumpingGuard(store),
-        )
-        service.send_code_sms(PHONE, "654321", "recover", address="192.0.2.1")
-        service.send_link_email("ivan@example.com", "https://lk.example/r?t=1", "recover")
-    assert "654321" in gateway.messages[0].text and gateway.messages[0].parts == 1
-    message = mailbox.parsed()
-    assert message["Subject"] == "Восстановление доступа к ЕЛК"
-    assert "https://lk.example/r?t=1" in message.get_body(("plain",)).get_content()
+    sender = SmtpEmailSender("127.0.0.1", controller.port, security="none")
+    sender.send("ivan@example.com", SUBJECT, TEXT, message_id="0b5e-42")
+    assert mailbox.parsed()["Message-ID"] == "<0b5e-42@lk.rt.ru>"
+
+
+def test_while_a_channel_is_down_taken_and_unknown_contacts_answer_as_free_ones(live):
+    """No enumeration through an outage: every path that would send a code or link refuses,
+    including those that send only a notice (a taken contact) or nothing (an unknown one)."""
+    from tests.support import make_user
+
+    _, phone = make_user(live)
+    _, mail = make_user(live, login="taken@example.ru")
+    with live.ctx():
+        for channel in ("sms", "email"):
+            for _ in range(3):
+                live.services.channels.failed(channel)
+        services = live.services
+        for contact in (phone, "+79995550999", mail, "free@example.ru"):
+            with pytest.raises(DeliveryFailed):
+                services.registration.start(
+                    "Орлова", "Вера", None, "Пермский край", contact, True, "192.0.2.9"
+                )
+            with pytest.raises(DeliveryFailed):
+                services.recovery.start(contact, "192.0.2.9")
+    assert live.outbox_rows() == []

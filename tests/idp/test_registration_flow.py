@@ -17,6 +17,7 @@ NEW_PASSWORD = "Зимний-вечер-у-камина"
 def outbox(live, recipient):
     from idp.extensions import db
 
+    live.drain()  # delivered by the outbox worker beside the server
     with live.ctx():
         rows = db.session.scalars(
             select(OutboxMessage)

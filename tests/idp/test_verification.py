@@ -25,6 +25,7 @@ def start_phone(live, phone="+79995550001"):
 def sent_codes(live, phone):
     from idp.extensions import db
 
+    live.drain()
     with live.ctx():
         rows = db.session.scalars(
             select(OutboxMessage.body)
@@ -131,6 +132,8 @@ def test_links_expire_after_a_day_and_tampered_links_fail(live):
         live.services.registration.start(
             "Орлова", "Вера", None, "Пермский край", "vera@example.ru", True, "198.51.100.7"
         )
+    live.drain()
+    with live.ctx():
         body = db.session.scalar(
             select(OutboxMessage.body).where(OutboxMessage.recipient == "vera@example.ru")
         )

@@ -25,14 +25,19 @@ def register(live, phone: str):
 
     with live.ctx():
         reg = live.services.registration
-        flow = reg.start("Орлова", "Вера", "Павловна", "Пермский край", phone, True, "203.0.113.9")
+        flow_id = reg.start(
+            "Орлова", "Вера", "Павловна", "Пермский край", phone, True, "203.0.113.9"
+        ).flow.id
+    live.drain()
+    with live.ctx():
+        reg = live.services.registration
         body = db.session.scalar(
             select(OutboxMessage.body)
             .where(OutboxMessage.recipient == phone)
             .order_by(OutboxMessage.id.desc())
         )
-        reg.confirm_code(flow.flow.id, re.search(r"\b(\d{6})\b", body).group(1))
-        return reg.complete(flow.flow.id, "Ночной-поезд-на-Пермь").id
+        reg.confirm_code(flow_id, re.search(r"\b(\d{6})\b", body).group(1))
+        return reg.complete(flow_id, "Ночной-поезд-на-Пермь").id
 
 
 def test_a_new_account_gets_its_billing_accounts(linking):
@@ -106,6 +111,7 @@ def test_the_previous_holder_is_told_once(linking):
 def db_notice(live, recipient):
     from idp.extensions import db
 
+    live.drain()
     with live.ctx():
         return db.session.scalar(
             select(OutboxMessage.body)
@@ -133,6 +139,7 @@ def test_two_accounts_moving_away_are_two_notices(linking):
         assert notifier.handle(events) == 2
     from sqlalchemy import func
 
+    live.drain()
     with live.ctx():
         count = db.session.scalar(
             select(func.count()).select_from(OutboxMessage).where(OutboxMessage.recipient == phone)

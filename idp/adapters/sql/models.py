@@ -238,3 +238,50 @@ class ConsumerCursor(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     cursor: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class OutboxEntry(Base):
+    """One side effect to deliver (an SMS, an e-mail, a back-channel logout POST), written in
+    the transaction of the change it announces and delivered by ``idp worker`` after commit.
+
+    ``state`` is ``pending`` → ``sent`` or ``dead``. A pending row is due at ``due_at_ms``;
+    a worker claims it by moving ``due_at_ms`` a lease ahead under its ``claim`` token, so a
+    crashed worker's rows come due again. ``payload`` holds what must be delivered (codes and
+    links included): it is never logged. Unlike :class:`OutboxMessage` (the development
+    mailbox), these rows exist in every environment."""
+
+    __tablename__ = "outbox_entries"
+    __table_args__ = (Index("ix_outbox_entries_due", "state", "due_at_ms"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(36), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))  # sms | email | logout
+    purpose: Mapped[str] = mapped_column(String(32))  # template or event name, for logs
+    ref: Mapped[str | None] = mapped_column(String(64), index=True)  # e.g. the flow's id
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(8), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    due_at_ms: Mapped[int] = mapped_column(BigInteger)
+    claim: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    # Never delivered after this: a code past its validity is noise, not a message.
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    sent_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ParkedEvent(Base):
+    """An event of another service's stream that failed to be processed: retried up to a
+    limit (``attempts``), then set aside (``parked_at``) so the stream moves on. Kept for an
+    operator to inspect and replay."""
+
+    __tablename__ = "parked_events"
+
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor: Mapped[int] = mapped_column(BigInteger)
+    event: Mapped[dict[str, Any]] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    first_failed_at: Mapped[int] = mapped_column(BigInteger)
+    parked_at: Mapped[int | None] = mapped_column(BigInteger)
