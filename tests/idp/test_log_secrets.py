@@ -73,6 +73,8 @@ class Server:
                 "idp.wsgi:app",
             ]
             env = {**env, "IDP_BIND": f"127.0.0.1:{port}", "IDP_WORKERS": "1"}
+        elif kind == "worker":  # the outbox worker beside it, as deployed: its logs count too
+            args = [sys.executable, "-m", "idp.cli", "worker", "--poll", "0.2"]
         else:
             args = [sys.executable, "-m", "idp.cli", "serve", "--port", str(port)]
         self.log = log
@@ -93,7 +95,11 @@ class Server:
                 time.sleep(0.1)
         raise AssertionError(f"server did not start:\n{self.log.read_text()}")
 
+    companion: Server | None = None
+
     def stop(self) -> str:
+        """Stop it (and its companion); the output of both."""
+        companion = self.companion.stop() if self.companion else ""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -101,8 +107,9 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self._out.close()
-        return self.log.read_text(errors="replace")
+        if not self._out.closed:
+            self._out.close()
+        return self.log.read_text(errors="replace") + companion
 
 
 @pytest.fixture(params=sorted(SERVERS))
@@ -127,6 +134,7 @@ def server(request, databases, worker, tmp_path):
         env.update(IDP_REDIS_URL=REDIS_URL, IDP_REDIS_PREFIX=prefix)
         RedisStore(REDIS_URL, prefix=prefix).clear()
     proc = Server(kind, env, port, tmp_path / f"{kind}.log")
+    proc.companion = Server("worker", env, port, tmp_path / f"{kind}-worker.log")
     app = create_app(load_settings(env), store=MemoryStore())
     live = Live(proc.url, app, Clock(), profile=SERVERS[kind])
     try:
