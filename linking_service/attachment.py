@@ -134,7 +134,10 @@ class AttachmentService:
 
     def get(self, subject: str, flow_id: str) -> Flow:
         with transaction(self._sessions) as db:
-            return self._view(self._load(db, subject, flow_id))
+            row = self._load(db, subject, flow_id)
+        # Viewed after the commit: an attached flow's view reads the billing directory in a
+        # session of its own, which on SQLite (BEGIN IMMEDIATE) would wait for this one.
+        return self._view(row)
 
     def _active(self, db: Session, subject: str, flow_id: str, expected: FlowState) -> FlowRow:
         row = self._load(db, subject, flow_id)

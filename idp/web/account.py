@@ -1,10 +1,14 @@
-"""The account's own pages (a minimal set until the account lifecycle lands)."""
+"""«Главная страница ЕЛК»: the person, their billing accounts (from the linking service),
+apps with access, sessions."""
 
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
+from idp.domain.errors import LinkingFailed
+from idp.services.cabinet import Person
 from idp.web import services
+from idp.web.attach import linking_message
 from idp.web.cookies import current_session
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -16,9 +20,17 @@ def home():
     if sso is None:
         return redirect(url_for("auth.login"), code=303)
     user = services().users.get(sso.user_id)
+    # The rest of the page works without the linking service: only its part says so.
+    accounts, accounts_error = None, None
+    try:
+        accounts = services().cabinet.accounts(Person(user.id, sso.id))
+    except LinkingFailed as exc:
+        accounts_error = linking_message(exc)
     return render_template(
         "account.html",
         user=user,
+        accounts=accounts,
+        accounts_error=accounts_error,
         consents=services().consents.list_for(user.id),
         sessions=services().sessions.list_for(user.id),
         current_sid=sso.id,
