@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from idp.domain.errors import LinkingFailed
+from idp.domain.errors import LinkingFailed, ValidationError
 from idp.services.cabinet import Person
 from idp.web import services
 from idp.web.attach import linking_message
@@ -35,7 +35,30 @@ def home():
         sessions=services().sessions.list_for(user.id),
         current_sid=sso.id,
         welcome=request.args.get("welcome"),
+        detached=request.args.get("detached"),
     )
+
+
+@bp.route("/accounts/<number>/detach", methods=["GET", "POST"])
+def detach(number: str):
+    """Detach a billing account: GET asks to confirm, POST (CSRF-checked) detaches."""
+    sso = current_session()
+    if sso is None:
+        return redirect(url_for("auth.login"), code=303)
+    error, status = None, 200
+    if request.method == "POST":
+        try:
+            services().cabinet.detach(Person(sso.user_id, sso.id), number)
+        except ValidationError:
+            return redirect(url_for("account.home"), code=303)
+        except LinkingFailed as exc:
+            if exc.reason == "ACCOUNT_NOT_ATTACHED":
+                return redirect(url_for("account.home"), code=303)
+            error, status = linking_message(exc), 503
+        else:
+            return redirect(url_for("account.home", detached=number), code=303)
+    user = services().users.get(sso.user_id)
+    return render_template("detach.html", user=user, number=number, error=error), status
 
 
 @bp.post("/apps/<client_id>/revoke")

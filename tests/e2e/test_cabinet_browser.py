@@ -135,3 +135,13 @@ def test_attach_by_number_then_by_service_login(cabinet, chromium, profile):
     expect(page.locator("#attach-result")).to_contain_text("159000000002 привязан")
     page.get_by_role("link", name="Вернуться на главную").click()
     expect(page.locator(".accounts li")).to_have_count(2)
+
+    # Detach, after a confirmation step.
+    page.get_by_role("link", name="Отвязать лицевой счёт № 159000000002").click()
+    expect(
+        page.get_by_role("heading", name="Отвязать лицевой счёт № 159000000002?")
+    ).to_be_visible()
+    _shoot(page, f"{profile}-07-detach-confirm")
+    page.get_by_role("button", name="Отвязать").click()
+    expect(page.locator("#detached")).to_have_text("Лицевой счёт № 159000000002 отвязан.")
+    expect(page.locator(".accounts li")).to_have_count(1)

@@ -222,3 +222,29 @@ def test_pages_need_a_session(live):
     response = requests.get(f"{live.url}/account/attach", allow_redirects=False)
     assert response.status_code == 303 and response.headers["Location"].endswith("/login")
     assert re.search(r"/login$", response.headers["Location"])
+
+
+def test_detach_asks_first(cabinet):
+    live = cabinet.idp
+    sub, login = make_user(live)
+    with live.ctx():
+        from idp.services.cabinet import parse_lookup
+
+        service = live.services.cabinet
+        lookup = parse_lookup(REGION, "", "", "ivanov.ps", dom.HOME_INTERNET)
+        flow = service.start(Person(sub), lookup)
+        flow = service.prove(Person(sub), flow, lookup, login="ivanov.ps", password="Rb4xN8wd")
+        assert flow.state == dom.ATTACHED
+    http = _signed_in(live, login)
+    home = http.get(f"{live.url}/account")
+    assert "/account/accounts/159000000002/detach" in home.text
+    confirm = http.get(f"{live.url}/account/accounts/159000000002/detach")
+    assert "Отвязать лицевой счёт № 159000000002?" in confirm.text
+    # GET asked; nothing changed yet, and a POST without the CSRF token changes nothing
+    path = "/account/accounts/159000000002/detach"
+    assert http.post(f"{live.url}{path}").status_code == 403
+    assert "ЛС № 159000000002" in http.get(f"{live.url}/account").text
+    done = _post(http, live, path, confirm)
+    assert done.url.endswith("/account?detached=159000000002")
+    assert "Лицевой счёт № 159000000002 отвязан" in done.text
+    assert "ЛС № 159000000002" not in done.text and "Лицевые счета не найдены" in done.text
