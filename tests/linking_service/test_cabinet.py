@@ -248,3 +248,15 @@ def test_detach_asks_first(cabinet):
     assert done.url.endswith("/account?detached=159000000002")
     assert "Лицевой счёт № 159000000002 отвязан" in done.text
     assert "ЛС № 159000000002" not in done.text and "Лицевые счета не найдены" in done.text
+
+
+def test_the_wizard_speaks_english(cabinet):
+    live = cabinet.idp
+    _, login = make_user(live)
+    http = _signed_in(live, login)
+    step1 = http.get(f"{live.url}/account/attach?new=1&lang=en")
+    assert "Enter the details of the billing account to attach" in step1.text
+    assert "12 digits from your telecommunication services contract" in step1.text
+    home = http.get(f"{live.url}/account")
+    assert "No billing accounts were found" in home.text
+    assert "Attach a billing account" in home.text
