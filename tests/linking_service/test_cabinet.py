@@ -260,3 +260,81 @@ def test_the_wizard_speaks_english(cabinet):
     home = http.get(f"{live.url}/account")
     assert "No billing accounts were found" in home.text
     assert "Attach a billing account" in home.text
+
+
+def test_back_refresh_and_an_expired_flow(cabinet):
+    live = cabinet.idp
+    _, login = make_user(live)
+    http = _signed_in(live, login)
+    step1 = http.get(f"{live.url}/account/attach?new=1")
+    step2 = _post(http, live, "/account/attach", step1, region=REGION, account_number=NUMBER)
+    step3 = _post(http, live, "/account/attach/service", step2, service_type="home_phone")
+    assert "Укажите номер телефона и PIN-код" in step3.text
+    # a refresh of step 3 stays there; step 2 opened now shows step 3
+    assert "PIN-код" in http.get(f"{live.url}/account/attach/proof").text
+    assert http.get(f"{live.url}/account/attach/service").url.endswith("/proof")
+    # «Назад» from step 3: step 2 again (a new flow from the same data)
+    back = _post(http, live, "/account/attach/back", step3, to="service")
+    assert back.url.endswith("/account/attach/service") and "Выберите услугу" in back.text
+    # step 1 keeps what was typed
+    again = http.get(f"{live.url}/account/attach")
+    assert f'value="{NUMBER}"' in again.text and 'value="Пермский край"' in again.text
+
+
+def test_an_expired_flow_says_so(live, make_linking):
+    linking = make_linking(LINKING_FLOW_TTL="2")
+    load_demo(linking.sessions, CHEAP)
+    live.app.extensions["idp.linking"] = client = GrpcLinkingClient(linking.target, lambda: "")
+    try:
+        _, login = make_user(live)
+        http = _signed_in(live, login)
+        step1 = http.get(f"{live.url}/account/attach?new=1")
+        _post(http, live, "/account/attach", step1, region=REGION, account_number=NUMBER)
+        # the linking service's clock is the test's: two seconds on, the flow has expired
+        live.clock.advance(3)
+        expired = http.get(f"{live.url}/account/attach/service")
+        assert "Время на привязку истекло" in expired.text
+        assert "Укажите данные для привязки лицевого счёта" in expired.text
+        assert f'value="{NUMBER}"' in expired.text
+    finally:
+        client.close()
+
+
+def test_attach_by_home_phone_pin(cabinet):
+    live = cabinet.idp
+    _, login = make_user(live)
+    http = _signed_in(live, login)
+    step1 = http.get(f"{live.url}/account/attach?new=1")
+    step2 = _post(
+        http, live, "/account/attach", step1, region="Москва", phone_number="+7 495 765-43-21"
+    )
+    step3 = _post(http, live, "/account/attach/service", step2, service_type="home_phone")
+    done = _post(
+        http, live, "/account/attach/proof", step3, proof_phone="8 495 765-43-21", pin="3907"
+    )
+    assert "177000000003 привязан" in done.text
+
+
+def test_too_many_attempts_is_a_plain_message(cabinet):
+    live = cabinet.idp
+    _, login = make_user(live)
+    http = _signed_in(live, login)
+    step1 = http.get(f"{live.url}/account/attach?new=1")
+    page = _post(
+        http,
+        live,
+        "/account/attach",
+        step1,
+        region=REGION,
+        service_login="ivanova.perm",
+        service_type="home_internet",
+    )
+    for _ in range(10):
+        page = _post(
+            http, live, "/account/attach/proof", page, login="ivanova.perm", password="nope"
+        )
+        if page.status_code == 429:
+            break
+    assert page.status_code == 429
+    assert re.search(r"Слишком много попыток\. Попробуйте снова через \d+ мин\.", page.text)
+    assert "TOO_MANY_ATTEMPTS" not in page.text and 'value="ivanova.perm"' in page.text
