@@ -39,6 +39,16 @@ def home():
     )
 
 
+@bp.post("/finish-without-attachment")
+def finish_without_attachment():
+    """«Завершить регистрацию без привязки лицевого счета»: recorded, then the main page."""
+    sso = current_session()
+    if sso is None:
+        return redirect(url_for("auth.login"), code=303)
+    services().users.finish_without_attachment(services().users.get(sso.user_id))
+    return redirect(url_for("account.home"), code=303)
+
+
 @bp.route("/accounts/<number>/detach", methods=["GET", "POST"])
 def detach(number: str):
     """Detach a billing account: GET asks to confirm, POST (CSRF-checked) detaches."""

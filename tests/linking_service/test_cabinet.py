@@ -338,3 +338,17 @@ def test_too_many_attempts_is_a_plain_message(cabinet):
     assert page.status_code == 429
     assert re.search(r"Слишком много попыток\. Попробуйте снова через \d+ мин\.", page.text)
     assert "TOO_MANY_ATTEMPTS" not in page.text and 'value="ivanova.perm"' in page.text
+
+
+def test_finish_registration_without_attaching(cabinet):
+    live = cabinet.idp
+    sub, login = make_user(live)
+    http = _signed_in(live, login)
+    home = http.get(f"{live.url}/account")
+    assert "Завершить регистрацию без привязки лицевого счета" in home.text
+    done = _post(http, live, "/account/finish-without-attachment", home)
+    assert "доступен ограниченный перечень сервисов ЕЛК" in done.text
+    assert "Завершить регистрацию без привязки" not in done.text
+    assert "Привязать лицевой счет" in done.text
+    with live.ctx():
+        assert live.services.users.get(sub).attach_skipped_at is not None
