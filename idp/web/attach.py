@@ -8,6 +8,8 @@ service's flow is really at (``_goto``). Every form carries the CSRF token.
 
 from __future__ import annotations
 
+from functools import wraps
+
 from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask_babel import gettext, lazy_gettext
 
@@ -24,6 +26,7 @@ bp = Blueprint("attach", __name__, url_prefix="/account/attach")
 FLOW = "attach"
 LOOKUP = "attach:lookup"
 TYPED = "attach:typed"
+PROOF = "attach:proof"  # step 3 as typed, less the password or PIN
 STEP_FIELDS = ("region", "account_number", "phone_number", "service_login", "service_type")
 
 FIELD_ERRORS = {
@@ -146,7 +149,7 @@ def _current(person: Person):
 
 
 def _signed_in(view):
-    from functools import wraps
+    """Pass the signed-in :class:`Person` to ``view``; anyone else goes to the sign-in page."""
 
     @wraps(view)
     def wrapper(*args, **kwargs):
@@ -232,11 +235,11 @@ def proof(person: Person):
         "proof_phone": request.form.get("proof_phone", ""),
     }
     if request.method == "GET":
-        typed = session.get("attach:proof", {}) or typed
+        typed = session.get(PROOF, {}) or typed
         if not typed.get("login") and lookup and lookup.kind == "service_login":
             typed["login"] = lookup.value
         return _page("step3", 3, flow=flow, form=typed, errors={}, refused=refused)
-    session["attach:proof"] = typed
+    session[PROOF] = typed
     try:
         flow = services().cabinet.prove(
             person,
@@ -257,7 +260,7 @@ def proof(person: Person):
     remember_flow(FLOW, flow.flow_id)
     if flow.state == dom.REFUSED and flow.refusal_reason == dom.PROOF_FAILED:
         return _page("step3", 3, 400, flow=flow, form=typed, errors={}, refused=True)
-    session.pop("attach:proof", None)
+    session.pop(PROOF, None)
     return _goto(flow)
 
 
