@@ -190,6 +190,10 @@ def submit(person: Person):
     return _goto(flow)
 
 
+# The flow moved on (another tab) or ended: the step's GET shows where it is now.
+RELOAD = ("FLOW_STATE", "FLOW_EXPIRED", "FLOW_NOT_FOUND")
+
+
 def _status(exc: LinkingFailed) -> int:
     if exc.reason == "TOO_MANY_ATTEMPTS":
         return 429
@@ -214,6 +218,8 @@ def service(person: Person):
         except ValidationError:
             return _page("step2", 2, 400, chosen=chosen, error=str(FIELD_ERRORS["service_type"]))
         except LinkingFailed as exc:
+            if exc.reason in RELOAD:
+                return redirect(url_for("attach.service"), code=303)
             return _page("step2", 2, _status(exc), chosen=chosen, error=linking_message(exc))
         return _goto(flow)
     return _page("step2", 2, chosen=chosen)
@@ -255,6 +261,8 @@ def proof(person: Person):
         errors = {field: str(FIELD_ERRORS[field])}
         return _page("step3", 3, 400, flow=flow, form=typed, errors=errors, refused=False)
     except LinkingFailed as exc:
+        if exc.reason in RELOAD:
+            return redirect(url_for("attach.proof"), code=303)
         message = linking_message(exc)
         return _page("step3", 3, _status(exc), flow=flow, form=typed, errors={}, message=message)
     remember_flow(FLOW, flow.flow_id)

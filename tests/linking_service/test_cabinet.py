@@ -352,3 +352,25 @@ def test_finish_registration_without_attaching(cabinet):
     assert "Привязать лицевой счет" in done.text
     with live.ctx():
         assert live.services.users.get(sub).attach_skipped_at is not None
+
+
+def test_a_second_tab_lands_where_the_flow_is(cabinet):
+    live = cabinet.idp
+    _, login = make_user(live)
+    http = _signed_in(live, login)
+    step1 = http.get(f"{live.url}/account/attach?new=1")
+    step2 = _post(http, live, "/account/attach", step1, region=REGION, account_number=NUMBER)
+    step3 = _post(http, live, "/account/attach/service", step2, service_type="home_internet")
+    # the other tab still shows step 2 and submits it: step 3, the flow unchanged
+    stale = _post(http, live, "/account/attach/service", step2, service_type="home_phone")
+    assert stale.url.endswith("/proof") and "Укажите логин и пароль доступа" in stale.text
+    done = _post(
+        http, live, "/account/attach/proof", step3, login="ivanova.perm", password="Kv7pT2mq"
+    )
+    assert "привязан" in done.text
+    # the other tab submits step 3 again: the result, nothing attached twice
+    again = _post(
+        http, live, "/account/attach/proof", stale, login="ivanova.perm", password="Kv7pT2mq"
+    )
+    assert again.url.endswith("/result") and f"{NUMBER} привязан" in again.text
+    assert http.get(f"{live.url}/account").text.count(f"ЛС № {NUMBER}") == 1
