@@ -169,6 +169,7 @@ def start(person: Person):
         forget_flow(FLOW)
         session.pop(LOOKUP, None)
         session.pop(TYPED, None)
+        session.pop(PROOF, None)
     return _step1()
 
 
@@ -229,6 +230,13 @@ def service(person: Person):
 @_signed_in
 def proof(person: Person):
     """Step 3 «Укажите логин и пароль доступа» (or the Home Phone's number and PIN)."""
+    typed = {
+        "login": request.form.get("login", ""),
+        "proof_phone": request.form.get("proof_phone", ""),
+    }
+    if request.method == "POST":
+        # Kept before anything can fail: the service down now loses nothing typed.
+        session[PROOF] = typed
     flow, response = _current(person)
     if response is not None:
         return response
@@ -236,16 +244,11 @@ def proof(person: Person):
     refused = flow.state == dom.REFUSED and flow.refusal_reason == dom.PROOF_FAILED
     if flow.state != dom.PROVE and not refused:
         return _goto(flow)
-    typed = {
-        "login": request.form.get("login", ""),
-        "proof_phone": request.form.get("proof_phone", ""),
-    }
     if request.method == "GET":
         typed = session.get(PROOF, {}) or typed
         if not typed.get("login") and lookup and lookup.kind == "service_login":
             typed["login"] = lookup.value
         return _page("step3", 3, flow=flow, form=typed, errors={}, refused=refused)
-    session[PROOF] = typed
     try:
         flow = services().cabinet.prove(
             person,

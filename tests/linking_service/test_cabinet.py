@@ -374,3 +374,34 @@ def test_a_second_tab_lands_where_the_flow_is(cabinet):
     )
     assert again.url.endswith("/result") and f"{NUMBER} привязан" in again.text
     assert http.get(f"{live.url}/account").text.count(f"ЛС № {NUMBER}") == 1
+
+
+def test_the_service_down_mid_wizard_loses_nothing(cabinet):
+    live = cabinet.idp
+    _, login = make_user(live)
+    http = _signed_in(live, login)
+    step1 = http.get(f"{live.url}/account/attach?new=1")
+    step2 = _post(http, live, "/account/attach", step1, region=REGION, account_number=NUMBER)
+    step3 = _post(http, live, "/account/attach/service", step2, service_type="home_internet")
+    working = live.app.extensions["idp.linking"]
+    down = GrpcLinkingClient("127.0.0.1:1", lambda: "", timeout=0.5)
+    live.app.extensions["idp.linking"] = down
+    try:
+        page = http.get(f"{live.url}/account/attach/proof")
+        assert page.status_code == 503 and "сейчас недоступен" in page.text
+        assert "Попробовать ещё раз" in page.text
+        kept = _post(
+            http, live, "/account/attach/proof", step3, login="ivanova.perm", password="Kv7pT2mq"
+        )
+        assert kept.status_code == 503 and "сейчас недоступен" in kept.text
+        assert "Kv7pT2mq" not in kept.text
+    finally:
+        live.app.extensions["idp.linking"] = working
+        down.close()
+    # back again: the same flow, at step 3, with the login typed while it was down
+    page = http.get(f"{live.url}/account/attach/proof")
+    assert page.status_code == 200 and 'value="ivanova.perm"' in page.text
+    done = _post(
+        http, live, "/account/attach/proof", page, login="ivanova.perm", password="Kv7pT2mq"
+    )
+    assert f"{NUMBER} привязан" in done.text
