@@ -145,3 +145,23 @@ def test_attach_by_number_then_by_service_login(cabinet, chromium, profile):
     page.get_by_role("button", name="Отвязать").click()
     expect(page.locator("#detached")).to_have_text("Лицевой счёт № 159000000002 отвязан.")
     expect(page.locator(".accounts li")).to_have_count(1)
+
+
+def test_finish_registration_without_attaching(cabinet, chromium, profile):
+    from playwright.sync_api import expect
+
+    live = cabinet
+    _, login = make_user(
+        live, "+79995550801", DEMO_PASSWORD, family_name="Орлова", given_name="Вера"
+    )
+    page = chromium.new_context(locale="ru-RU", viewport={"width": 1280, "height": 800}).new_page()
+    page.goto(f"{live.url}/login")
+    page.get_by_label("Логин").fill(login)
+    page.get_by_label("Пароль").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Войти").click()
+    page.goto(f"{live.url}/account")
+    page.get_by_role("button", name="Завершить регистрацию без привязки лицевого счета").click()
+    expect(page.locator("#no-accounts")).to_contain_text("ограниченный перечень сервисов ЕЛК")
+    expect(page.get_by_role("link", name="Привязать лицевой счет")).to_be_visible()
+    expect(page.get_by_role("button", name="Завершить регистрацию без привязки")).to_have_count(0)
+    _shoot(page, f"{profile}-08-finished-without-attaching")
