@@ -164,6 +164,7 @@ def create_app(
             clock,
             # "Account confirmed": the seam where the linking service attaches billing accounts.
             on_confirmed=lambda user: app.extensions["idp.linking"].auto_attach(user),
+            linking=lambda: app.extensions["idp.linking"],
         )
         server = OIDCServer(app, settings, services, store)
     app.extensions["idp.linking"] = linking or _linking(settings, services)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from idp.domain.linking import AttachmentFlow, LinkedAccount
+
 
 class StoreUnavailable(RuntimeError):
     """The ephemeral store cannot be reached. Callers fail closed (HTTP 503)."""
@@ -105,9 +107,56 @@ class CaptchaRenderer(Protocol):
 
 
 class LinkingClient(Protocol):
-    """The linking service, as the IdP uses it: attach a new account's billing accounts."""
+    """The linking service, as the IdP uses it (``protos/linking/v1/linking.proto``).
+
+    ``auto_attach`` runs with the IdP's own ``linking:auto`` token. Every other method acts
+    for a signed-in person and takes ``token``: an access token minted for that person
+    (``aud`` the linking service, scope ``linking``) by :meth:`TokenService.customer_token`,
+    never the IdP's own. Those methods raise :class:`idp.domain.errors.LinkingFailed` with
+    the contract's ErrorInfo reason (``UNAVAILABLE`` when the service cannot be reached).
+    Mutating calls take a ``request_id``: the same id repeats the first answer.
+    """
 
     def auto_attach(self, user) -> list[str]:
         """Ask for automatic attachment for a newly confirmed account; the attached account
         numbers. Best effort: never raises (the customer can attach accounts later)."""
         ...
+
+    def list_accounts(self, token: str) -> list[LinkedAccount]: ...
+
+    def start_attachment(
+        self,
+        token: str,
+        request_id: str,
+        region: str,
+        *,
+        account_number: str | None = None,
+        phone_number: str | None = None,
+        service_login: str | None = None,
+        service_type: str | None = None,
+    ) -> AttachmentFlow:
+        """Step 1: exactly one of ``account_number``, ``phone_number``, ``service_login``
+        (which needs ``service_type``)."""
+        ...
+
+    def choose_service(
+        self, token: str, request_id: str, flow_id: str, service_type: str
+    ) -> AttachmentFlow: ...
+
+    def prove_service(
+        self,
+        token: str,
+        request_id: str,
+        flow_id: str,
+        *,
+        login: str | None = None,
+        password: str | None = None,
+        phone_number: str | None = None,
+        pin: str | None = None,
+    ) -> AttachmentFlow:
+        """Step 3: ``login`` + ``password`` (Home Internet) or ``phone_number`` + ``pin``."""
+        ...
+
+    def get_attachment(self, token: str, flow_id: str) -> AttachmentFlow: ...
+
+    def detach_account(self, token: str, request_id: str, account_number: str) -> None: ...

@@ -121,6 +121,7 @@ def test_the_rules_see_what_they_forbid():
         "elk_proto.linking.v1",
         "elk_proto.linking.v1.linking_pb2",
         "elk_proto.linking.v1.linking_pb2_grpc",
+        "google.rpc.error_details_pb2",
         "grpc",
     ]
     servicer = ROOT / "linking_service" / "servicer.py"

@@ -39,3 +39,21 @@ class NotFound(IdpError):
 
 class Conflict(IdpError):
     code = "conflict"
+
+
+class LinkingFailed(IdpError):
+    """The linking service refused or could not answer a call made for a customer.
+
+    ``reason`` is the ``google.rpc.ErrorInfo`` reason of the contract (``TOO_MANY_ATTEMPTS``,
+    ``CONCURRENT_CHANGE``, ``FLOW_NOT_FOUND``, ``FLOW_STATE``, ``FLOW_EXPIRED``,
+    ``INVALID_ACCOUNT_NUMBER``…), or ``UNAVAILABLE`` when the service could not be reached
+    in time; ``retry_after`` (seconds) comes with ``TOO_MANY_ATTEMPTS``. Pages turn it into
+    a plain sentence; the status name never reaches a page.
+    """
+
+    code = "linking_failed"
+
+    def __init__(self, reason: str, retry_after: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after

@@ -13,10 +13,11 @@ from idp.adapters.sql.outbox import SqlOutbox
 from idp.adapters.sql.sessions import SqlSessionStore
 from idp.adapters.sql.tokens import SqlTokenStore
 from idp.adapters.sql.uow import SqlUnitOfWork
-from idp.config import Settings
+from idp.config import LINKING_RESOURCE, Settings
 from idp.persistence import UnitOfWork
-from idp.ports import CaptchaRenderer, EphemeralStore, Waker
+from idp.ports import CaptchaRenderer, EphemeralStore, LinkingClient, Waker
 from idp.services.authentication import AuthenticationService
+from idp.services.cabinet import CabinetService
 from idp.services.captcha import CaptchaPolicy, CaptchaService
 from idp.services.clients import ClientService
 from idp.services.consents import ConsentService
@@ -71,6 +72,7 @@ class Services:
     registration: RegistrationService
     recovery: RecoveryService
     profile: ProfileService
+    cabinet: CabinetService
 
 
 def build_services(
@@ -81,6 +83,7 @@ def build_services(
     renderer: CaptchaRenderer,
     clock: Callable[[], float] = time.time,
     on_confirmed: Callable[[User], None] | None = None,
+    linking: Callable[[], LinkingClient] | None = None,
 ) -> Services:
     # One unit of work over the session, shared by every service: a use case commits once.
     uow = SqlUnitOfWork(session)
@@ -195,4 +198,15 @@ def build_services(
             settings.issuer,
             clock,
         ),
+        cabinet=CabinetService(
+            linking or _no_linking,
+            tokens,
+            settings.resources[0] if settings.resources else LINKING_RESOURCE,
+        ),
     )
+
+
+def _no_linking() -> LinkingClient:
+    from idp.adapters.linking_grpc import RecordingLinkingClient
+
+    return RecordingLinkingClient()

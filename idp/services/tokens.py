@@ -297,6 +297,34 @@ class TokenService:
         }
         return self._keys.sign(claims, self._policy.default_alg, typ="at+jwt")
 
+    def customer_token(
+        self,
+        subject: str,
+        scope: str,
+        audience: str,
+        sid: str | None = None,
+        ttl: int = 60,
+    ) -> str:
+        """A short access token (RFC 9068) for the IdP's own pages acting for a signed-in
+        person at a resource, e.g. scope ``linking`` at the linking service: ``sub`` is the
+        person, ``client_id`` the cabinet, ``sid`` the SSO session. Minted per request while
+        the session lives, so it ends with the session within ``ttl`` seconds; never stored."""
+        now = self._now()
+        claims = {
+            "iss": self._policy.issuer,
+            "sub": subject,
+            "client_id": "idp-cabinet",
+            "aud": audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl,
+            "jti": new_token(18),
+            "scope": scope,
+        }
+        if sid:
+            claims["sid"] = sid
+        return self._keys.sign(claims, self._policy.default_alg, typ="at+jwt")
+
     # --- refresh tokens ------------------------------------------------------------------
 
     def refresh(

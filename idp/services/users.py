@@ -108,6 +108,13 @@ class UserService:
     def get(self, user_id: str) -> User | None:
         return self._db.get(User, user_id)
 
+    def finish_without_attachment(self, user: User) -> None:
+        """«Завершить регистрацию без привязки лицевого счета» (help pages, «Третий шаг»):
+        record the choice once; the main page then offers only the limited services."""
+        with self._uow.transaction():
+            if user.attach_skipped_at is None:
+                user.attach_skipped_at = int(self._clock())
+
     def find_by_login(self, login: str) -> User | None:
         """The active account whose *confirmed* e-mail or phone is ``login``."""
         try:

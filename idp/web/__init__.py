@@ -29,6 +29,7 @@ def register_web(app: Flask) -> None:
     from idp.extensions import csrf
     from idp.web import (
         account,
+        attach,
         auth,
         dev,
         discovery,
@@ -48,7 +49,19 @@ def register_web(app: Flask) -> None:
     errors.init_app(app)
     i18n.init_app(app)
     filters.init_app(app)
-    blueprints = (discovery, health, oauth, auth, account, register, recover, profile, legal, dev)
+    blueprints = (
+        discovery,
+        health,
+        oauth,
+        auth,
+        account,
+        attach,
+        register,
+        recover,
+        profile,
+        legal,
+        dev,
+    )
     for module in blueprints:
         app.register_blueprint(module.bp)
     for view in (

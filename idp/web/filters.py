@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import phonenumbers
 from flask import Flask
 
@@ -21,5 +23,13 @@ def format_phone(value: str | None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
+def format_day(value: float | None) -> str:
+    """A moment (seconds since the epoch) as its day, ``dd.mm.yyyy`` (UTC)."""
+    if value is None:
+        return ""
+    return datetime.fromtimestamp(value, tz=UTC).strftime("%d.%m.%Y")
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["phone"] = format_phone
+    app.jinja_env.filters["day"] = format_day

@@ -291,6 +291,22 @@ CONTEXT = {
     "detail": None,
     "status": 400,
     "version": "2026-01",
+    # the cabinet's billing accounts and attachment wizard
+    "accounts": [
+        SimpleNamespace(
+            number="159000000001", region="Perm", services=("home_internet",), attached_at=1
+        )
+    ],
+    "flow": SimpleNamespace(
+        flow_id="f1",
+        state="attached",
+        service_type="home_internet",
+        account=SimpleNamespace(number="159000000001", region="Perm"),
+        refusal_reason=None,
+    ),
+    "progress": [("Billing account details", "done"), ("Result", "current")],
+    "number": "159000000001",
+    "chosen": "home_internet",
 }
 
 

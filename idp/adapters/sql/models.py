@@ -43,6 +43,8 @@ class User(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
     password_changed_at: Mapped[int] = mapped_column(BigInteger, default=0)
+    # «Завершить регистрацию без привязки лицевого счета»: when the person chose it.
+    attach_skipped_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Client(Base):

@@ -1,0 +1,167 @@
+"""The cabinet in a real headless Chromium, on the demo billing data: the demo user signs in,
+sees no billing accounts, attaches 159000000001 by number with Home Internet credentials
+(a wrong password first: the refusal, the login kept), sees it on the main page, then
+attaches 159000000002 by service login (step 2 skipped). The IdP serves HTTP and the
+linking service gRPC, both on loopback ports. Screenshots of every step at 1280 and 375 px
+go to ``test-results/cabinet/`` (looked at by a person, not committed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from idp.adapters.linking_grpc import GrpcLinkingClient
+from linking_service.billing_demo import load_demo
+from tests.e2e.test_browser import CHROMIUM_ARGS, RESULTS
+from tests.linking_service.conftest import CHEAP, linking_databases, make_linking  # noqa: F401
+from tests.support import make_user
+
+pytestmark = pytest.mark.browser
+
+DEMO_LOGIN = "+79990000001"
+DEMO_PASSWORD = "Демо-пароль-2026"
+SHOTS = RESULTS / "cabinet"
+
+
+@pytest.fixture
+def chromium():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def cabinet(live, make_linking):  # noqa: F811
+    linking = make_linking()
+    load_demo(linking.sessions, CHEAP)
+    client = GrpcLinkingClient(linking.target, lambda: "", timeout=5)
+    live.app.extensions["idp.linking"] = client
+    make_user(
+        live,
+        login=DEMO_LOGIN,
+        password=DEMO_PASSWORD,
+        family_name="Иванова",
+        given_name="Мария",
+        middle_name="Петровна",
+    )
+    yield live
+    client.close()
+
+
+def _shoot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for width, height in ((1280, 800), (375, 740)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+
+def test_attach_by_number_then_by_service_login(cabinet, chromium, profile):
+    from playwright.sync_api import expect
+
+    live = cabinet
+    page = chromium.new_context(locale="ru-RU", viewport={"width": 1280, "height": 800}).new_page()
+    page.goto(f"{live.url}/login")
+    page.get_by_label("Логин").fill(DEMO_LOGIN)
+    page.get_by_label("Пароль").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Войти").click()
+
+    # The main page: her name at the top right, no accounts yet.
+    page.goto(f"{live.url}/account")
+    expect(page.locator("#person-name")).to_have_text("Мария Иванова")
+    expect(page.get_by_role("link", name="Персональная информация")).to_be_visible()
+    expect(page.locator("#no-accounts")).to_contain_text("Лицевые счета не найдены")
+    _shoot(page, f"{profile}-01-main-no-accounts")
+    page.get_by_role("link", name="Привязать лицевой счет").click()
+
+    # Step 1 by account number.
+    expect(
+        page.get_by_role("heading", name="Укажите данные для привязки лицевого счёта")
+    ).to_be_visible()
+    expect(page.locator(".progress li.current")).to_contain_text("Данные лицевого счёта")
+    expect(page.get_by_text("12 цифр из Договора на оказание услуг связи")).to_be_visible()
+    expect(page.get_by_text("*Поля, обязательные для заполнения")).to_be_visible()
+    page.get_by_label("Регион лицевого счёта").fill("Пермский край")
+    page.get_by_label("№ лицевого счёта").fill("159000000001")
+    _shoot(page, f"{profile}-02-step1")
+    page.get_by_role("button", name="Продолжить").click()
+
+    # Step 2: the service.
+    expect(page.get_by_role("heading", name="Выберите услугу")).to_be_visible()
+    expect(page.locator(".progress li.done")).to_have_count(1)
+    page.get_by_label("Домашний Интернет").check()
+    _shoot(page, f"{profile}-03-step2")
+    page.get_by_role("button", name="Продолжить").click()
+
+    # Step 3: a wrong password first.
+    expect(page.get_by_role("heading", name="Укажите логин и пароль доступа")).to_be_visible()
+    expect(page.locator(".progress li.done")).to_have_count(2)
+    page.get_by_label("Логин").fill("ivanova.perm")
+    page.get_by_label("Пароль").fill("Kv7pT2mX")
+    page.get_by_role("button", name="Продолжить").click()
+    expect(page.locator("#attach-message")).to_contain_text("не подтверждают право управления")
+    expect(page.get_by_label("Логин")).to_have_value("ivanova.perm")
+    expect(page.get_by_label("Пароль")).to_have_value("")
+    _shoot(page, f"{profile}-04-step3-refused")
+    page.get_by_label("Пароль").fill("Kv7pT2mq")
+    page.get_by_role("button", name="Продолжить").click()
+
+    # Step 4: attached.
+    expect(page.locator("#attach-result")).to_contain_text("159000000001 привязан")
+    expect(page.locator(".progress li.done")).to_have_count(3)
+    _shoot(page, f"{profile}-05-result")
+    page.get_by_role("link", name="Вернуться на главную").click()
+    account = page.locator(".accounts li[data-number='159000000001']")
+    expect(account).to_contain_text("Пермский край")
+    expect(account).to_contain_text("Домашний Интернет, Домашний телефон")
+    expect(account).to_contain_text("Привязан с")
+    _shoot(page, f"{profile}-06-main-with-account")
+
+    # By service login: step 2 is skipped, the login is carried into step 3.
+    page.get_by_role("link", name="Привязать лицевой счет").click()
+    page.get_by_label("Регион лицевого счёта").fill("Пермский край")
+    page.get_by_label("Логин услуги").fill("ivanov.ps")
+    page.get_by_label("Домашний Интернет").check()
+    page.get_by_role("button", name="Продолжить").click()
+    expect(page.get_by_role("heading", name="Укажите логин и пароль доступа")).to_be_visible()
+    expect(page.get_by_role("textbox", name="Логин", exact=True)).to_have_value("ivanov.ps")
+    page.get_by_label("Пароль").fill("Rb4xN8wd")
+    page.get_by_role("button", name="Продолжить").click()
+    expect(page.locator("#attach-result")).to_contain_text("159000000002 привязан")
+    page.get_by_role("link", name="Вернуться на главную").click()
+    expect(page.locator(".accounts li")).to_have_count(2)
+
+    # Detach, after a confirmation step.
+    page.get_by_role("link", name="Отвязать лицевой счёт № 159000000002").click()
+    expect(
+        page.get_by_role("heading", name="Отвязать лицевой счёт № 159000000002?")
+    ).to_be_visible()
+    _shoot(page, f"{profile}-07-detach-confirm")
+    page.get_by_role("button", name="Отвязать").click()
+    expect(page.locator("#detached")).to_have_text("Лицевой счёт № 159000000002 отвязан.")
+    expect(page.locator(".accounts li")).to_have_count(1)
+
+
+def test_finish_registration_without_attaching(cabinet, chromium, profile):
+    from playwright.sync_api import expect
+
+    live = cabinet
+    _, login = make_user(
+        live, "+79995550801", DEMO_PASSWORD, family_name="Орлова", given_name="Вера"
+    )
+    page = chromium.new_context(locale="ru-RU", viewport={"width": 1280, "height": 800}).new_page()
+    page.goto(f"{live.url}/login")
+    page.get_by_label("Логин").fill(login)
+    page.get_by_label("Пароль").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Войти").click()
+    page.goto(f"{live.url}/account")
+    page.get_by_role("button", name="Завершить регистрацию без привязки лицевого счета").click()
+    expect(page.locator("#no-accounts")).to_contain_text("ограниченный перечень сервисов ЕЛК")
+    expect(page.get_by_role("link", name="Привязать лицевой счет")).to_be_visible()
+    expect(page.get_by_role("button", name="Завершить регистрацию без привязки")).to_have_count(0)
+    _shoot(page, f"{profile}-08-finished-without-attaching")
