@@ -5,25 +5,14 @@ from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.e2e.conftest import RESULTS
 from tests.support import authorize_url, make_client, make_user, pkce_pair
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-RESULTS = Path(__file__).resolve().parents[2] / "test-results"
 
 
 class Callback:
@@ -63,19 +52,6 @@ class Callback:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(5)
-
-
-@pytest.fixture
-def chromium():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.mark.parametrize("profile", ["embedded"], indirect=True)

@@ -11,7 +11,7 @@ import pytest
 
 from idp.adapters.linking_grpc import GrpcLinkingClient
 from linking_service.billing_demo import load_demo
-from tests.e2e.test_browser import CHROMIUM_ARGS, RESULTS
+from tests.e2e.conftest import RESULTS
 from tests.linking_service.conftest import CHEAP, linking_databases, make_linking  # noqa: F401
 from tests.support import make_user
 
@@ -20,19 +20,6 @@ pytestmark = pytest.mark.browser
 DEMO_LOGIN = "+79990000001"
 DEMO_PASSWORD = "Демо-пароль-2026"
 SHOTS = RESULTS / "cabinet"
-
-
-@pytest.fixture
-def chromium():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from pathlib import Path
 
 import pytest
 
@@ -26,6 +25,7 @@ from idp.adapters.store_memory import MemoryStore
 from idp.adapters.store_redis import RedisStore
 from idp.config import load_settings
 from tests.conftest import REDIS_URL, TEST_RETRY, _reset, base_env
+from tests.e2e.conftest import RESULTS, launch_chromium
 from tests.support import Clock, Live, make_user, start_server
 
 pytestmark = [
@@ -33,16 +33,6 @@ pytestmark = [
     pytest.mark.parametrize("profile", ["embedded"], indirect=True),
 ]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-RESULTS = Path(__file__).resolve().parents[2] / "test-results"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 812}
 
@@ -55,15 +45,8 @@ OLD_PASSWORD = "Старый-пароль-2019"
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launch_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from demo_portals.config import load_settings
 from elk_proto.linking.v1 import linking_pb2 as pb
 from idp.adapters.logout_http import HttpLogoutNotifier
 from linking_service.billing_demo import load_demo
-from tests.e2e.test_browser import CHROMIUM_ARGS, RESULTS
+from tests.e2e.conftest import RESULTS
 from tests.linking_service.conftest import CHEAP, linking_databases, make_linking  # noqa: F401
 from tests.support import LazyApp, make_client, make_user
 
@@ -35,19 +35,6 @@ GREETING = "Здравствуйте, Мария Петровна!"
 def live(make_live):
     """The IdP, telling the portals about logout over HTTP for real."""
     return make_live(notifier=HttpLogoutNotifier(timeout=5))
-
-
-@pytest.fixture
-def chromium():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @dataclass
