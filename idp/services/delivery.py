@@ -67,6 +67,26 @@ def mask_contact(value: str) -> str:
     return value[:5] + "***" + value[-4:] if len(value) > 9 else "***"
 
 
+def _plural(n: int, one: str, few: str, many: str) -> str:
+    """Russian plural form for ``n``: 1 час, 2 часа, 5 часов, 21 час, 11 часов."""
+    if n % 10 == 1 and n % 100 != 11:
+        return one
+    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
+        return few
+    return many
+
+
+def russian_duration(minutes: int) -> str:
+    """«24 часа», «1 час», «30 минут», «1 час 30 минут»: as the pages say it."""
+    hours, rest = divmod(minutes, 60)
+    parts = []
+    if hours:
+        parts.append(f"{hours} {_plural(hours, 'час', 'часа', 'часов')}")
+    if rest or not hours:
+        parts.append(f"{rest} {_plural(rest, 'минуту', 'минуты', 'минут')}")
+    return " ".join(parts)
+
+
 def _digest(value: str) -> str:
     # Store keys carry no phone numbers or addresses in clear (the store may be shared).
     return hashlib.sha256(value.encode()).hexdigest()[:32]
@@ -307,6 +327,7 @@ class DeliveryService:
         context: dict[str, object] = {"link": link}
         if ttl_minutes is not None:
             context["ttl_minutes"] = ttl_minutes
+            context["validity"] = russian_duration(ttl_minutes)
         message = self._templates.email(f"link_{purpose}", **context)
         self._check_up("email")
         payload = {"to": to, "subject": message.subject, "text": message.text}

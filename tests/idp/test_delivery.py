@@ -39,6 +39,7 @@ from idp.services.delivery import (
     MessageTemplates,
     SmsPumpingGuard,
     SmsRefused,
+    russian_duration,
 )
 from tests.fakes.sms_gateway import SmsGateway, sms_parts
 from tests.support import wait_for
@@ -550,7 +551,9 @@ def test_link_email_is_russian_with_an_escaped_html_part(delivery, purpose):
     service.send_link_email("ivan@example.com", link, purpose, ttl_minutes=30)
     [sent] = texts(outbox, "email")
     assert sent["to"] == "ivan@example.com" and "\n" not in sent["subject"]
-    assert "ЕЛК" in sent["subject"] and link in sent["text"] and "30 мин" in sent["text"]
+    assert (
+        "ЕЛК" in sent["subject"] and link in sent["text"] and "действует 30 минут " in sent["text"]
+    )
     assert (
         "https://lk.example/confirm?t=abc&amp;u=1" in sent["html"]
         and '<html lang="ru">' in sent["html"]
@@ -680,3 +683,30 @@ def test_while_a_channel_is_down_taken_and_unknown_contacts_answer_as_free_ones(
             with pytest.raises(DeliveryFailed):
                 services.recovery.start(contact, "192.0.2.9")
     assert live.outbox_rows() == []
+
+
+@pytest.mark.parametrize(
+    ("minutes", "said"),
+    [
+        (24 * 60, "24 часа"),
+        (60, "1 час"),
+        (30, "30 минут"),
+        (21, "21 минуту"),
+        (90, "1 час 30 минут"),
+        (5 * 60, "5 часов"),
+        (11 * 60, "11 часов"),
+    ],
+)
+def test_link_validity_is_said_as_the_pages_say_it(minutes, said):
+    """The registration e-mail said «1440 мин.» while the page said «24 часа»."""
+    assert russian_duration(minutes) == said
+
+
+def test_registration_link_email_says_24_hours(delivery):
+    service, outbox, _ = delivery
+    service.send_link_email(
+        "ivan@example.com", "https://lk.example/c", "register", ttl_minutes=1440
+    )
+    [sent] = texts(outbox, "email")
+    assert "Ссылка действует 24 часа" in sent["text"] and "1440" not in sent["text"]
+    assert "Ссылка действует 24 часа" in sent["html"]
