@@ -6,9 +6,11 @@ Each has a real adapter and a twin for development and tests, chosen by configur
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from idp.domain.linking import AttachmentFlow, LinkedAccount
+from idp.domain.social import SocialProfile
 
 
 class StoreUnavailable(RuntimeError):
@@ -160,3 +162,35 @@ class LinkingClient(Protocol):
     def get_attachment(self, token: str, flow_id: str) -> AttachmentFlow: ...
 
     def detach_account(self, token: str, request_id: str, account_number: str) -> None: ...
+
+
+class SocialProvider(Protocol):
+    """One social network's sign-in (``idp.adapters.social``), one adapter per provider.
+
+    The IdP's social service makes ``state``, ``nonce`` and the PKCE ``code_verifier``, keeps
+    them bound to the person's browser and to this provider, and checks ``state`` before
+    calling :meth:`complete`. Every network call has a timeout. Failures raise
+    :class:`idp.domain.social.SocialError`.
+    """
+
+    name: str  # one of idp.domain.social.PROVIDER_NAMES
+
+    def authorization_url(
+        self, *, redirect_uri: str, state: str, nonce: str, code_verifier: str
+    ) -> str:
+        """Where to send the browser (PKCE S256 and nonce where the provider supports them)."""
+        ...
+
+    def complete(
+        self,
+        params: Mapping[str, str],
+        *,
+        redirect_uri: str,
+        state: str,
+        nonce: str,
+        code_verifier: str,
+    ) -> SocialProfile:
+        """The callback's query ``params`` (``code``, provider error keys, VK ID's
+        ``device_id``…) → the code exchanged and the profile fetched and normalised. Provider
+        errors in ``params`` (the person denied access) raise ``SocialError("denied")``."""
+        ...
