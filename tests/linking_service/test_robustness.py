@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -16,6 +15,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from elk_proto.linking.v1 import linking_pb2 as pb
 from linking_service.errors import reason_of
 from tests.linking_service.test_attachment import NUMBER, attach_by_number, call_error, rid
+from tests.processes import free_port
 
 
 @pytest.fixture
@@ -259,9 +259,10 @@ def test_health_and_switchable_reflection(make_linking):
 @pytest.mark.parametrize("profile", ["embedded"], indirect=True)
 def test_serve_drains_on_sigterm(live, tmp_path):
     """The real command: starts, reports SERVING, exits cleanly on SIGTERM."""
+    listen = f"127.0.0.1:{free_port()}"
     env = {
         "LINKING_DATABASE_URL": f"sqlite:///{tmp_path / 'l.sqlite3'}",
-        "LINKING_LISTEN": "127.0.0.1:50999",
+        "LINKING_LISTEN": listen,
         "LINKING_IDP_ISSUER": live.url,
         "LINKING_VAR_DIR": str(tmp_path),
         "PATH": "/usr/bin:/bin",
@@ -282,7 +283,7 @@ def test_serve_drains_on_sigterm(live, tmp_path):
         text=True,
     )
     try:
-        channel = grpc.insecure_channel("127.0.0.1:50999")
+        channel = grpc.insecure_channel(listen)
         grpc.channel_ready_future(channel).result(timeout=20)
         health = health_pb2_grpc.HealthStub(channel)
         assert (
@@ -298,7 +299,6 @@ def test_serve_drains_on_sigterm(live, tmp_path):
 
 
 def test_stream_honours_the_deadline(seeded):
-    started = time.monotonic()
     events = list(
         seeded.stub.StreamEvents(
             pb.StreamEventsRequest(cursor=0),
@@ -306,4 +306,5 @@ def test_stream_honours_the_deadline(seeded):
             metadata=seeded.auth(seeded.service_token("linking:auto")),
         )
     )
-    assert events == [] and time.monotonic() - started < 5
+    # Without the deadline the stream would wait for events forever and the test would hang.
+    assert events == []
