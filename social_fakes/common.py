@@ -86,6 +86,7 @@ class FakeConfig:
     client_secret: str = ""
     redirect_uris: tuple[str, ...] = ()
     application_key: str = ""  # OK
+    scope: str = ""  # the scopes the application was registered with (Yandex)
     code_ttl: int = 600
     token_ttl: int = 3600
     identities: tuple[Identity, ...] = IDENTITIES

@@ -22,7 +22,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from social_fakes.common import FakeConfig
 
-NAMES = ("vkid",)
+NAMES = ("vkid", "yandex")
+REGISTERED_SCOPES = {"yandex": "login:info login:email login:default_phone"}
 DEFAULT_REDIRECT = "http://127.0.0.1:8000/social/{name}/callback"
 
 
@@ -36,6 +37,7 @@ def default_configs(redirect_uris: Iterable[str]) -> dict[str, FakeConfig]:
             client_id=f"elk-{name}",
             client_secret=f"{name}-test-secret",
             application_key="ok-test-public-key" if name == "ok" else "",
+            scope=REGISTERED_SCOPES.get(name, ""),
             redirect_uris=tuple(
                 t.replace("{name}", each)
                 for t in templates

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from idp.adapters.social.base import HttpClient
 from idp.adapters.social.vkid import VkIdProvider
+from idp.adapters.social.yandex import YandexProvider
 from idp.config import Settings, SocialProviderSettings
 from idp.domain.social import PROVIDER_NAMES
 from idp.ports import SocialProvider
@@ -27,6 +28,7 @@ def _mail(settings: SocialProviderSettings, http: HttpClient) -> SocialProvider 
 FACTORIES: dict[str, Callable[[SocialProviderSettings, HttpClient], SocialProvider | None]] = {
     "vkid": VkIdProvider,
     "mail": _mail,
+    "yandex": YandexProvider,
 }
 
 
