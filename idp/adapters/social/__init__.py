@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from idp.adapters.social.base import HttpClient
+from idp.adapters.social.ok import OkProvider
 from idp.adapters.social.vkid import VkIdProvider
 from idp.adapters.social.yandex import YandexProvider
 from idp.config import Settings, SocialProviderSettings
@@ -28,6 +29,7 @@ def _mail(settings: SocialProviderSettings, http: HttpClient) -> SocialProvider 
 FACTORIES: dict[str, Callable[[SocialProviderSettings, HttpClient], SocialProvider | None]] = {
     "vkid": VkIdProvider,
     "mail": _mail,
+    "ok": OkProvider,
     "yandex": YandexProvider,
 }
 
