@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from idp.adapters.social.base import HttpClient
+from idp.adapters.social.mail import MailOAuthProvider
 from idp.adapters.social.ok import OkProvider
 from idp.adapters.social.vkid import VkIdProvider
 from idp.adapters.social.yandex import YandexProvider
@@ -18,15 +19,16 @@ from idp.domain.social import PROVIDER_NAMES
 from idp.ports import SocialProvider
 
 
-def _mail(settings: SocialProviderSettings, http: HttpClient) -> SocialProvider | None:
-    """IDP_SOCIAL_MAIL_MODE=vkid: Mail as the VK ID application's additional sign-in method
-    (the only way for a site new since 1 July 2025, reference §2a)."""
+def _mail(settings: SocialProviderSettings, http: HttpClient) -> SocialProvider:
+    """IDP_SOCIAL_MAIL_MODE: ``oauth`` (OAuth Mail, an application registered before July
+    2025) or ``vkid`` (Mail as the VK ID application's additional sign-in method, the only
+    way for a site new since 1 July 2025, reference §2a)."""
     if settings.mode == "vkid":
         return VkIdProvider(settings, http, name="mail", oauth_provider="mail_ru")
-    return None
+    return MailOAuthProvider(settings, http)
 
 
-FACTORIES: dict[str, Callable[[SocialProviderSettings, HttpClient], SocialProvider | None]] = {
+FACTORIES: dict[str, Callable[[SocialProviderSettings, HttpClient], SocialProvider]] = {
     "vkid": VkIdProvider,
     "mail": _mail,
     "ok": OkProvider,
@@ -40,9 +42,6 @@ def build_social_providers(settings: Settings) -> dict[str, SocialProvider]:
     built: dict[str, SocialProvider] = {}
     for name in PROVIDER_NAMES:
         provider = settings.social_provider(name)
-        if provider is None or not provider.enabled or name not in FACTORIES:
-            continue
-        adapter = FACTORIES[name](provider, http)
-        if adapter is not None:
-            built[name] = adapter
+        if provider is not None and provider.enabled and name in FACTORIES:
+            built[name] = FACTORIES[name](provider, http)
     return built
