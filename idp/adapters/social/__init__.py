@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from idp.adapters.social.base import HttpClient
+from idp.adapters.social.facebook import FacebookProvider
 from idp.adapters.social.mail import MailOAuthProvider
 from idp.adapters.social.ok import OkProvider
 from idp.adapters.social.vkid import VkIdProvider
@@ -33,6 +34,7 @@ FACTORIES: dict[str, Callable[[SocialProviderSettings, HttpClient], SocialProvid
     "mail": _mail,
     "ok": OkProvider,
     "yandex": YandexProvider,
+    "facebook": FacebookProvider,
 }
 
 
