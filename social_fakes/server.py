@@ -22,7 +22,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from social_fakes.common import FakeConfig
 
-NAMES = ("vkid", "mail", "ok", "yandex", "facebook")
+NAMES = ("vkid", "mail", "ok", "yandex", "google", "facebook")
 REGISTERED_SCOPES = {"yandex": "login:info login:email login:default_phone"}
 DEFAULT_REDIRECT = "http://127.0.0.1:8000/social/{name}/callback"
 
