@@ -18,7 +18,7 @@ import base64
 import hashlib
 import secrets
 import time
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from flask import Flask, jsonify, request
 from joserfc import jwt
@@ -34,7 +34,7 @@ def create_app(config: FakeConfig) -> Flask:
     key = RSAKey.generate_key(2048, parameters={"kid": secrets.token_hex(8), "use": "sig"})
 
     def issuer() -> str:
-        return request.host_url.rstrip("/")
+        return request.url_root.rstrip("/")  # with the /google prefix when served under one
 
     def oauth_error(error: str, description: str, status: int = 400):
         return jsonify(error=error, error_description=description), status
@@ -143,7 +143,7 @@ def create_app(config: FakeConfig) -> Flask:
         now = int(time.time())
         iss = issuer()
         if "legacy_issuer" in identity.flags:
-            iss = urlsplit(iss).netloc  # as Google's "accounts.google.com"
+            iss = iss.partition("://")[2]  # as Google's "accounts.google.com"
         claims = {
             "iss": iss,
             "azp": config.client_id,
