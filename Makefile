@@ -11,7 +11,7 @@ LINKING_LISTEN ?= 127.0.0.1:50051
 SHOP_PORT      ?= 8081
 TV_PORT        ?= 8082
 
-.PHONY: install setup run test test-fast lint proto bench clean browser services-check messages
+.PHONY: install setup run test test-fast lint proto bench clean browser services-check messages lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ messages: $(STAMP)
 
 browser:
 	bash scripts/install-browser.sh
+
+# deploy/requirements.lock, what the images install: re-run after changing a pin above.
+lock:
+	bash scripts/lock-deps.sh
 
 # Generated gRPC code is rebuilt when a .proto changes and never committed. The virtual
 # import path makes the generated modules importable as elk_proto.* (e.g.
