@@ -355,3 +355,48 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     if settings.remember_me_ttl > 30 * 24 * 3600:
         raise ConfigError("IDP_REMEMBER_ME_TTL must be at most 30 days (NIST SP 800-63B AAL1)")
     return replace(settings, **overrides) if overrides else settings
+
+
+# Every variable load_settings reads: the deployment files and README's operations table are
+# checked against it (tests/deploy/test_settings_names.py proves each one changes the result).
+ENV_VARS: tuple[str, ...] = (
+    "IDP_ACCESS_TOKEN_TTL",
+    "IDP_ADDRESS_MAX_FAILURES",
+    "IDP_CAPTCHA_IMAGES_PER_ADDRESS",
+    "IDP_CODE_TTL",
+    "IDP_DATABASE_URL",
+    "IDP_DEFAULT_LOCALE",
+    "IDP_ENV",
+    "IDP_EXTRA_SCOPES",
+    "IDP_ID_TOKEN_TTL",
+    "IDP_ISSUER",
+    "IDP_LINKING_ALLOW_PLAINTEXT",
+    "IDP_LINKING_TARGET",
+    "IDP_LINKING_TLS_CA",
+    "IDP_LINKING_TLS_CERT",
+    "IDP_LINKING_TLS_KEY",
+    "IDP_LOGIN_LOCKOUT_BASE",
+    "IDP_LOGIN_LOCKOUT_MAX",
+    "IDP_LOGIN_MAX_FAILURES",
+    "IDP_MAIL_FROM",
+    "IDP_REDIS_PREFIX",
+    "IDP_REDIS_URL",
+    "IDP_REFRESH_TOKEN_TTL",
+    "IDP_REMEMBER_ME_TTL",
+    "IDP_RESOURCES",
+    "IDP_SECRET_KEY",
+    "IDP_SESSION_TTL",
+    "IDP_SIGNING_ALG",
+    "IDP_SMS_GATEWAY_BODY",
+    "IDP_SMS_GATEWAY_PASSWORD",
+    "IDP_SMS_GATEWAY_TOKEN",
+    "IDP_SMS_GATEWAY_URL",
+    "IDP_SMS_GATEWAY_USER",
+    "IDP_SMTP_HOST",
+    "IDP_SMTP_PASSWORD",
+    "IDP_SMTP_PORT",
+    "IDP_SMTP_SECURITY",
+    "IDP_SMTP_USER",
+    "IDP_TRUSTED_PROXIES",
+    "IDP_VAR_DIR",
+)
