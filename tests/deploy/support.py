@@ -22,9 +22,9 @@ def gunicorn_vars() -> set[str]:
     return set(QUOTED_NAME.findall(GUNICORN_CONF.read_text()))
 
 
-def known_vars() -> dict[str, str]:
-    """Every variable some process of the platform reads, with the component reading it."""
-    known: dict[str, str] = {}
+def known_vars() -> dict[str, set[str]]:
+    """Every variable some process of the platform reads, with the components reading it."""
+    known: dict[str, set[str]] = {}
     for component, names in (
         ("idp", idp.config.ENV_VARS),
         ("linking", linking_service.config.ENV_VARS),
@@ -32,7 +32,7 @@ def known_vars() -> dict[str, str]:
         ("gunicorn", sorted(gunicorn_vars())),
     ):
         for name in names:
-            known.setdefault(name, component)
+            known.setdefault(name, set()).add(component)
     return known
 
 
