@@ -19,12 +19,13 @@ import idp.config
 import linking_service.config
 from idp import create_app
 from linking_service.adapters.sql.db import create_schema, make_engine
-from linking_service.server import build
+from linking_service.server import WATCHDOG_MARGIN, build
 from tests.conftest import base_env
 from tests.deploy.kustomize import pod_spec, render
 from tests.deploy.support import (
     ARRIVING,
     DEPLOY,
+    GUNICORN_CONF,
     known_vars,
     missing_command,
     shell_commands,
@@ -339,3 +340,41 @@ def test_only_the_idp_and_internal_namespaces_reach_the_linking_service(manifest
     for name in ("idp-web", "idp-linking-events"):
         template = _one(manifests, "Deployment", name)["spec"]["template"]["metadata"]
         assert template["labels"]["app.kubernetes.io/name"] == "idp"
+
+
+def _gunicorn_settings(env: dict[str, str], monkeypatch) -> dict:
+    """deploy/gunicorn.conf.py evaluated as gunicorn does, with ``env`` in the environment."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    namespace: dict = {}
+    exec(compile(GUNICORN_CONF.read_text(), str(GUNICORN_CONF), "exec"), namespace)
+    return namespace
+
+
+def _pause(container) -> int:
+    command = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep"
+    return int(command[1])
+
+
+def test_pods_are_given_time_to_drain(manifests, monkeypatch):
+    config_maps = _config_maps(manifests)
+    web = pod_spec(_one(manifests, "Deployment", "idp-web"))
+    gunicorn = _gunicorn_settings(config_maps["idp-config"], monkeypatch)
+    assert gunicorn["bind"] == config_maps["idp-config"]["IDP_BIND"]
+    assert gunicorn["workers"] == int(config_maps["idp-config"]["IDP_WORKERS"])
+    needed = _pause(web["containers"][0]) + gunicorn["graceful_timeout"]
+    assert web["terminationGracePeriodSeconds"] >= needed
+    linking = pod_spec(_one(manifests, "Deployment", "linking-service"))
+    grace = int(config_maps["linking-config"]["LINKING_SHUTDOWN_GRACE"])
+    needed = _pause(linking["containers"][0]) + grace + WATCHDOG_MARGIN
+    assert linking["terminationGracePeriodSeconds"] >= needed
+
+
+def test_the_autoscaler_has_requests_to_measure(manifests):
+    for hpa in (m for m in manifests if m["kind"] == "HorizontalPodAutoscaler"):
+        target = _one(manifests, "Deployment", hpa["spec"]["scaleTargetRef"]["name"])
+        resources = {m["resource"]["name"] for m in hpa["spec"]["metrics"]}
+        for container in pod_spec(target)["containers"]:
+            assert resources <= set(container["resources"]["requests"])
+        assert hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
