@@ -317,14 +317,14 @@ def test_metrics_are_scraped_but_not_exposed(manifests):
 
 
 def test_only_the_idp_and_internal_namespaces_reach_the_linking_service(manifests):
-    linking = pod_spec(_one(manifests, "Deployment", "linking-service"))
-    labels = _one(manifests, "Deployment", "linking-service")["spec"]["template"]["metadata"]
-    grpc_port = _port(linking["containers"][0], "grpc")
+    deployment = _one(manifests, "Deployment", "linking-service")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    grpc_port = _port(pod_spec(deployment)["containers"][0], "grpc")
     policies = [
         m
         for m in manifests
         if m["kind"] == "NetworkPolicy"
-        and _matches(m["spec"]["podSelector"]["matchLabels"], labels["labels"])
+        and _matches(m["spec"]["podSelector"]["matchLabels"], pod_labels)
     ]
     assert policies and all("Ingress" in p["spec"]["policyTypes"] for p in policies)
     allowed = []
