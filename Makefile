@@ -14,7 +14,7 @@ TV_PORT        ?= 8082
 SOCIAL_FAKES_PORT ?= 8090
 SOCIAL_FAKES   := http://127.0.0.1:$(SOCIAL_FAKES_PORT)
 
-.PHONY: install setup run test test-fast lint proto bench clean browser services-check messages
+.PHONY: install setup run test test-fast lint proto bench clean browser services-check messages lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ messages: $(STAMP)
 
 browser:
 	bash scripts/install-browser.sh
+
+# deploy/requirements.lock, what the images install: re-run after changing a pin above.
+lock:
+	bash scripts/lock-deps.sh
 
 # Generated gRPC code is rebuilt when a .proto changes and never committed. The virtual
 # import path makes the generated modules importable as elk_proto.* (e.g.

@@ -147,3 +147,11 @@ def load_settings(key: str, env: Mapping[str, str]) -> PortalSettings:
         peer_title=peer.title,
         peer_url=_base(env, peer)[2],
     )
+
+
+# Every variable load_settings reads, for either portal (tests/deploy/test_settings_names.py).
+ENV_VARS: tuple[str, ...] = ("PORTAL_ISSUER", "PORTAL_LINKING_TARGET", "PORTAL_RESOURCE") + tuple(
+    f"PORTAL_{key.upper()}_{name}"
+    for key in PRESETS
+    for name in ("HOST", "PORT", "BASE_URL", "CLIENT_ID", "CLIENT_SECRET", "SECRET_KEY")
+)

@@ -498,3 +498,65 @@ def _social(env: Mapping[str, str], mode: str) -> tuple[SocialProviderSettings, 
             )
         )
     return tuple(result)
+
+
+# Every variable load_settings reads: the deployment files and README's operations table are
+# checked against it (tests/deploy/test_settings_names.py proves each one changes the result).
+ENV_VARS: tuple[str, ...] = (
+    "IDP_ACCESS_TOKEN_TTL",
+    "IDP_ADDRESS_MAX_FAILURES",
+    "IDP_CAPTCHA_IMAGES_PER_ADDRESS",
+    "IDP_CODE_TTL",
+    "IDP_DATABASE_URL",
+    "IDP_DEFAULT_LOCALE",
+    "IDP_ENV",
+    "IDP_EXTRA_SCOPES",
+    "IDP_ID_TOKEN_TTL",
+    "IDP_ISSUER",
+    "IDP_LINKING_ALLOW_PLAINTEXT",
+    "IDP_LINKING_TARGET",
+    "IDP_LINKING_TLS_CA",
+    "IDP_LINKING_TLS_CERT",
+    "IDP_LINKING_TLS_KEY",
+    "IDP_LOGIN_LOCKOUT_BASE",
+    "IDP_LOGIN_LOCKOUT_MAX",
+    "IDP_LOGIN_MAX_FAILURES",
+    "IDP_MAIL_FROM",
+    "IDP_REDIS_PREFIX",
+    "IDP_REDIS_URL",
+    "IDP_REFRESH_TOKEN_TTL",
+    "IDP_REMEMBER_ME_TTL",
+    "IDP_RESOURCES",
+    "IDP_SECRET_KEY",
+    "IDP_SESSION_TTL",
+    "IDP_SIGNING_ALG",
+    "IDP_SMS_GATEWAY_BODY",
+    "IDP_SMS_GATEWAY_PASSWORD",
+    "IDP_SMS_GATEWAY_TOKEN",
+    "IDP_SMS_GATEWAY_URL",
+    "IDP_SMS_GATEWAY_USER",
+    "IDP_SMTP_HOST",
+    "IDP_SMTP_PASSWORD",
+    "IDP_SMTP_PORT",
+    "IDP_SMTP_SECURITY",
+    "IDP_SMTP_USER",
+    "IDP_SOCIAL_TIMEOUT",
+    "IDP_TRUSTED_PROXIES",
+    "IDP_VAR_DIR",
+)
+
+# The social providers' variables are formed per provider (see _social); listed here in full.
+SOCIAL_ENV_VARS: tuple[str, ...] = tuple(
+    f"IDP_SOCIAL_{name.upper()}_{key}"
+    for name, roles in SOCIAL_URLS.items()
+    for key in (
+        "ENABLED",
+        "CLIENT_ID",
+        "CLIENT_SECRET",
+        *(("APPLICATION_KEY",) if name == "ok" else ()),
+        *(("MODE",) if name == "mail" else ()),
+        *(("API_VERSION",) if name == "facebook" else ()),
+        *(f"{role.upper()}_URL" for role in roles),
+    )
+)
+ENV_VARS = ENV_VARS + SOCIAL_ENV_VARS

@@ -181,3 +181,32 @@ def load_settings(env: Mapping[str, str] | None = None) -> LinkingSettings:
         identity_max_flows=_int(env, "LINKING_IDENTITY_MAX_FLOWS", 30),
         shutdown_grace=_int(env, "LINKING_SHUTDOWN_GRACE", 10, minimum=0),
     )
+
+
+# Every variable load_settings reads (IDP_VAR_DIR when LINKING_VAR_DIR is unset): the deployment
+# files and README's operations table are checked against it (tests/deploy/test_settings_names.py).
+ENV_VARS: tuple[str, ...] = (
+    "IDP_VAR_DIR",
+    "LINKING_ALLOWED_ALGS",
+    "LINKING_ALLOW_PLAINTEXT",
+    "LINKING_AUDIENCE",
+    "LINKING_DATABASE_URL",
+    "LINKING_ENV",
+    "LINKING_FLOW_TTL",
+    "LINKING_IDENTITY_MAX_FAILURES",
+    "LINKING_IDENTITY_MAX_FLOWS",
+    "LINKING_IDP_ISSUER",
+    "LINKING_JWKS_CACHE_TTL",
+    "LINKING_JWKS_REFRESH_INTERVAL",
+    "LINKING_LISTEN",
+    "LINKING_LOGIN_MAX_FAILURES",
+    "LINKING_MAX_MESSAGE_BYTES",
+    "LINKING_REFLECTION",
+    "LINKING_SECRET_KEY",
+    "LINKING_SHUTDOWN_GRACE",
+    "LINKING_TLS_CERT",
+    "LINKING_TLS_CLIENT_CA",
+    "LINKING_TLS_KEY",
+    "LINKING_VAR_DIR",
+    "LINKING_WORKERS",
+)
