@@ -31,6 +31,8 @@ LINKING_RESOURCE = "urn:elk:linking-service"
 SECRET_FIELDS = frozenset(
     {"secret_key", "sms_gateway_password", "sms_gateway_token", "smtp_password"}
 )
+# The same for each social provider's settings (SocialProviderSettings).
+SOCIAL_SECRET_FIELDS = frozenset({"client_secret"})
 URL_FIELDS = frozenset({"database_url", "redis_url", "sms_gateway_url"})
 
 
@@ -53,6 +55,39 @@ def mask_url(url: str) -> str:
         userinfo, _, host = rest.rpartition("@")
         url = f"{head}://{userinfo.partition(':')[0]}:***@{host}"
     return _SECRET_QUERY.sub(r"\1***", url)
+
+
+@dataclass(frozen=True)
+class SocialProviderSettings:
+    """One social provider's ``IDP_SOCIAL_<PROVIDER>_*`` settings (``idp.adapters.social``).
+
+    ``urls`` holds the provider's hosts by role (``base``, ``api``, ``discovery``…, see
+    :data:`SOCIAL_URLS`): pointing them at a local fake or at the real provider is the only
+    difference between the two.
+    """
+
+    name: str
+    enabled: bool = False
+    client_id: str = ""
+    client_secret: str = ""
+    application_key: str = ""  # OK's public key, the third credential
+    mode: str = ""  # Mail: "oauth" (OAuth Mail) or "vkid" (Mail through VK ID)
+    api_version: str = ""  # Facebook's Graph API version, e.g. "v24.0"
+    urls: tuple[tuple[str, str], ...] = ()
+
+    def url(self, role: str) -> str:
+        return dict(self.urls)[role]
+
+    def __repr__(self) -> str:
+        shown = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name in SOCIAL_SECRET_FIELDS and value:
+                value = "***"
+            shown.append(f"{item.name}={value!r}")
+        return f"SocialProviderSettings({', '.join(shown)})"
+
+    __str__ = __repr__
 
 
 @dataclass(frozen=True)
@@ -112,6 +147,10 @@ class Settings:
     linking_allow_plaintext: bool = False
     terms_version: str = "2026-01"
     privacy_version: str = "2026-01"
+    # Social sign-in (IDP_SOCIAL_*): every provider's settings, in the help pages' order, and
+    # the timeout of each call to a provider, seconds.
+    social: tuple[SocialProviderSettings, ...] = ()
+    social_timeout: float = 5.0
 
     def __repr__(self) -> str:
         shown = []
@@ -145,6 +184,9 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)
+
+    def social_provider(self, name: str) -> SocialProviderSettings | None:
+        return next((p for p in self.social if p.name == name), None)
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -348,6 +390,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         smtp_password=env.get("IDP_SMTP_PASSWORD") or None,
         smtp_security=security,
         mail_from=env.get("IDP_MAIL_FROM", "ЕЛК Ростелеком <no-reply@lk.rt.ru>"),
+        social=_social(env, mode),
+        social_timeout=_seconds(env, "IDP_SOCIAL_TIMEOUT", 5.0),
         **linking,
     )
     if settings.code_ttl > 600:
@@ -355,3 +399,102 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     if settings.remember_me_ttl > 30 * 24 * 3600:
         raise ConfigError("IDP_REMEMBER_ME_TTL must be at most 30 days (NIST SP 800-63B AAL1)")
     return replace(settings, **overrides) if overrides else settings
+
+
+# Each provider's hosts by role, the real ones by default: IDP_SOCIAL_<PROVIDER>_<ROLE>_URL.
+SOCIAL_URLS: dict[str, dict[str, str]] = {
+    "vkid": {"base": "https://id.vk.com"},
+    "mail": {"base": "https://oauth.mail.ru"},  # mode=vkid: the VK ID host, see _social()
+    "ok": {"connect": "https://connect.ok.ru", "api": "https://api.ok.ru"},
+    "yandex": {"oauth": "https://oauth.yandex.ru", "login": "https://login.yandex.ru"},
+    "google": {"discovery": "https://accounts.google.com/.well-known/openid-configuration"},
+    "facebook": {"www": "https://www.facebook.com", "graph": "https://graph.facebook.com"},
+}
+# Which credentials a provider cannot work without (VK ID's code exchange takes no secret).
+_SOCIAL_NEEDS = {
+    "vkid": ("CLIENT_ID",),
+    "mail": ("CLIENT_ID", "CLIENT_SECRET"),  # mode=vkid: CLIENT_ID only
+    "ok": ("CLIENT_ID", "CLIENT_SECRET", "APPLICATION_KEY"),
+    "yandex": ("CLIENT_ID", "CLIENT_SECRET"),
+    "google": ("CLIENT_ID", "CLIENT_SECRET"),
+    "facebook": ("CLIENT_ID", "CLIENT_SECRET"),
+}
+FACEBOOK_API_VERSION = "v24.0"
+_FB_VERSION = re.compile(r"v\d+\.\d+")
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value <= 60:
+        raise ConfigError(f"{name} must be more than 0 and at most 60 seconds, got {raw}")
+    return value
+
+
+def _social(env: Mapping[str, str], mode: str) -> tuple[SocialProviderSettings, ...]:
+    """IDP_SOCIAL_<PROVIDER>_{ENABLED,CLIENT_ID,CLIENT_SECRET,...} for the six providers, in
+    the help pages' order. An enabled provider without its credentials is refused in
+    production (ConfigError naming the variable); in development it is allowed so that the
+    local fakes, which accept their own test credentials, can be named instead."""
+    providers = ("vkid", "mail", "ok", "yandex", "google", "facebook")
+    result = []
+    for name in providers:
+        prefix = f"IDP_SOCIAL_{name.upper()}_"
+        enabled = env.get(prefix + "ENABLED", "false").lower()
+        if enabled not in ("true", "false"):
+            raise ConfigError(f"{prefix}ENABLED must be true or false, got {enabled!r}")
+        provider_mode = ""
+        needs = _SOCIAL_NEEDS[name]
+        defaults = dict(SOCIAL_URLS[name])
+        if name == "mail":
+            provider_mode = env.get(prefix + "MODE", "oauth")
+            if provider_mode not in ("oauth", "vkid"):
+                raise ConfigError(f"{prefix}MODE must be oauth or vkid, got {provider_mode!r}")
+            if provider_mode == "vkid":
+                needs = ("CLIENT_ID",)
+                defaults = {
+                    "base": env.get("IDP_SOCIAL_VKID_BASE_URL") or SOCIAL_URLS["vkid"]["base"]
+                }
+        urls = []
+        for role, default in defaults.items():
+            variable = f"{prefix}{role.upper()}_URL"
+            value = (env.get(variable) or default).rstrip("/")
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(f"{variable} must be an absolute http(s) URL, got {value!r}")
+            if mode == "production" and parts.scheme != "https":
+                raise ConfigError(f"{variable} must use https in production")
+            urls.append((role, value))
+        version = ""
+        if name == "facebook":
+            version = env.get(prefix + "API_VERSION") or FACEBOOK_API_VERSION
+            if not _FB_VERSION.fullmatch(version):
+                raise ConfigError(f"{prefix}API_VERSION must look like v24.0, got {version!r}")
+        values = {
+            key: env.get(prefix + key) or ""
+            for key in ("CLIENT_ID", "CLIENT_SECRET", "APPLICATION_KEY")
+        }
+        if name == "mail" and provider_mode == "vkid" and not values["CLIENT_ID"]:
+            values["CLIENT_ID"] = env.get("IDP_SOCIAL_VKID_CLIENT_ID") or ""
+        if enabled == "true" and mode == "production":
+            for key in needs:
+                if not values[key]:
+                    raise ConfigError(f"{prefix}{key} must be set when {prefix}ENABLED=true")
+        result.append(
+            SocialProviderSettings(
+                name=name,
+                enabled=enabled == "true",
+                client_id=values["CLIENT_ID"],
+                client_secret=values["CLIENT_SECRET"],
+                application_key=values["APPLICATION_KEY"],
+                mode=provider_mode,
+                api_version=version,
+                urls=tuple(urls),
+            )
+        )
+    return tuple(result)

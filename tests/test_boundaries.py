@@ -93,8 +93,10 @@ def service_modules() -> list[Path]:
 @pytest.mark.parametrize(
     ("package", "forbidden"),
     [
-        ("idp", ("linking_service", "demo_portals")),
-        ("linking_service", ("idp", "demo_portals")),
+        ("idp", ("linking_service", "demo_portals", "social_fakes")),
+        ("linking_service", ("idp", "demo_portals", "social_fakes")),
+        # The social providers' fakes stand in for the outside world: they know no house.
+        ("social_fakes", ("idp", "linking_service", "elk_common", "elk_proto")),
         # The demo portals are outside callers: the contract only, like any company portal.
         ("demo_portals", ("idp", "linking_service", "elk_common")),
         (

@@ -268,3 +268,124 @@ def test_lockout_windows_from_the_environment(tmp_path):
         dev(tmp_path, IDP_LOGIN_LOCKOUT_BASE="600", IDP_LOGIN_LOCKOUT_MAX="60"),
         "IDP_LOGIN_LOCKOUT_MAX",
     )
+
+
+# --- social sign-in (IDP_SOCIAL_*) ------------------------------------------------------
+
+
+def test_social_providers_are_off_by_default_with_the_real_hosts(tmp_path):
+    s = load_settings(dev(tmp_path))
+    assert [p.name for p in s.social] == ["vkid", "mail", "ok", "yandex", "google", "facebook"]
+    assert not any(p.enabled for p in s.social)
+    assert s.social_timeout == 5.0
+    assert s.social_provider("vkid").url("base") == "https://id.vk.com"
+    assert s.social_provider("ok").url("api") == "https://api.ok.ru"
+    assert s.social_provider("mail").mode == "oauth"
+    assert s.social_provider("mail").url("base") == "https://oauth.mail.ru"
+    assert s.social_provider("facebook").api_version == "v24.0"
+
+
+def test_social_settings_are_read(tmp_path):
+    s = load_settings(
+        dev(
+            tmp_path,
+            IDP_SOCIAL_OK_ENABLED="true",
+            IDP_SOCIAL_OK_CLIENT_ID="512",
+            IDP_SOCIAL_OK_CLIENT_SECRET="ok-secret-value",
+            IDP_SOCIAL_OK_APPLICATION_KEY="CBAPUBLIC",
+            IDP_SOCIAL_OK_API_URL="http://127.0.0.1:8092/",
+            IDP_SOCIAL_FACEBOOK_API_VERSION="v19.0",
+            IDP_SOCIAL_TIMEOUT="2.5",
+        )
+    )
+    ok = s.social_provider("ok")
+    assert (ok.enabled, ok.client_id, ok.application_key) == (True, "512", "CBAPUBLIC")
+    assert ok.url("api") == "http://127.0.0.1:8092"
+    assert ok.url("connect") == "https://connect.ok.ru"
+    assert s.social_provider("facebook").api_version == "v19.0"
+    assert s.social_timeout == 2.5
+
+
+def test_mail_through_vkid_borrows_the_vkid_application(tmp_path):
+    s = load_settings(
+        dev(
+            tmp_path,
+            IDP_SOCIAL_MAIL_MODE="vkid",
+            IDP_SOCIAL_VKID_CLIENT_ID="51234567",
+            IDP_SOCIAL_VKID_BASE_URL="https://id.vk.ru",
+        )
+    )
+    mail = s.social_provider("mail")
+    assert (mail.mode, mail.client_id, mail.url("base")) == ("vkid", "51234567", "https://id.vk.ru")
+
+
+def test_social_secrets_are_never_printed(tmp_path):
+    s = load_settings(
+        dev(
+            tmp_path,
+            IDP_SOCIAL_GOOGLE_CLIENT_SECRET="GOCSPX-very-secret",
+            IDP_SOCIAL_GOOGLE_CLIENT_ID="g",
+        )
+    )
+    assert "GOCSPX-very-secret" not in repr(s)
+    assert "GOCSPX-very-secret" not in str(s.social_provider("google"))
+    assert "client_secret='***'" in repr(s.social_provider("google"))
+
+
+@pytest.mark.parametrize(
+    ("provider", "missing"),
+    [
+        ("VKID", "CLIENT_ID"),
+        ("MAIL", "CLIENT_SECRET"),
+        ("OK", "APPLICATION_KEY"),
+        ("YANDEX", "CLIENT_SECRET"),
+        ("GOOGLE", "CLIENT_SECRET"),
+        ("FACEBOOK", "CLIENT_SECRET"),
+    ],
+)
+def test_production_refuses_an_enabled_provider_without_its_credentials(
+    tmp_path, provider, missing
+):
+    prefix = f"IDP_SOCIAL_{provider}_"
+    env = {
+        prefix + "ENABLED": "true",
+        prefix + "CLIENT_ID": "id",
+        prefix + "CLIENT_SECRET": "secret",
+        prefix + "APPLICATION_KEY": "public",
+    }
+    del env[prefix + missing]
+    refused(prod(tmp_path, **env), prefix + missing)
+    # The same set-up is allowed in development (the local fakes take test credentials)...
+    load_settings(dev(tmp_path, **env))
+    # ...and in production with the credential given.
+    env[prefix + missing] = "given"
+    assert load_settings(prod(tmp_path, **env)).social_provider(provider.lower()).enabled
+
+
+def test_production_mail_through_vkid_needs_no_secret(tmp_path):
+    env = prod(
+        tmp_path,
+        IDP_SOCIAL_MAIL_ENABLED="true",
+        IDP_SOCIAL_MAIL_MODE="vkid",
+        IDP_SOCIAL_VKID_CLIENT_ID="51234567",
+    )
+    assert load_settings(env).social_provider("mail").client_id == "51234567"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("IDP_SOCIAL_VKID_ENABLED", "yes"),
+        ("IDP_SOCIAL_MAIL_MODE", "connect"),
+        ("IDP_SOCIAL_FACEBOOK_API_VERSION", "24"),
+        ("IDP_SOCIAL_YANDEX_OAUTH_URL", "oauth.yandex.ru"),
+        ("IDP_SOCIAL_TIMEOUT", "0"),
+        ("IDP_SOCIAL_TIMEOUT", "soon"),
+    ],
+)
+def test_bad_social_values_are_refused(tmp_path, variable, value):
+    refused(dev(tmp_path, **{variable: value}), variable)
+
+
+def test_production_refuses_plain_http_provider_hosts(tmp_path):
+    refused(prod(tmp_path, IDP_SOCIAL_VKID_BASE_URL="http://id.vk.com"), "IDP_SOCIAL_VKID_BASE_URL")
