@@ -40,6 +40,7 @@ from idp.services.recovery import RecoveryService
 from idp.services.registration import RegistrationService
 from idp.services.sessions import SessionService
 from idp.services.social import SocialService
+from idp.services.social_proof import SocialProofService
 from idp.services.throttle import LoginThrottle
 from idp.services.tokens import TokenPolicy, TokenService
 from idp.services.users import UserService
@@ -76,6 +77,7 @@ class Services:
     profile: ProfileService
     cabinet: CabinetService
     social: SocialService
+    social_proof: SocialProofService
 
 
 def build_services(
@@ -145,10 +147,6 @@ def build_services(
         social_providers or {},
         SqlSocialIdentityStore(session),
         store,
-        auth.authenticate,
-        verifier,
-        delivery,
-        settings.issuer,
         clock,
     )
     return Services(
@@ -222,6 +220,16 @@ def build_services(
             settings.resources[0] if settings.resources else LINKING_RESOURCE,
         ),
         social=social,
+        social_proof=SocialProofService(
+            session,
+            uow,
+            verifier,
+            delivery,
+            auth.authenticate,
+            social.link_in_transaction,
+            settings.issuer,
+            clock,
+        ),
     )
 
 

@@ -16,20 +16,14 @@ of RFC 9700 §4.4 and the CSRF defence of RFC 6749 §10.12).
         returned --> signing_up: unknown identity, no account holds its contact
         returned --> proof_needed: the provider's contact belongs to an account
         signing_up --> [*]: the registration flow carries it; linked when the account is created
-        proof_needed --> code_sent: «Получить код» to the account's confirmed phone
-        proof_needed --> link_sent: a link to the account's confirmed e-mail
-        code_sent --> proved: right code
-        link_sent --> proved: link opened and confirmed by POST
-        proof_needed --> linked: the account's password
-        proved --> linked: identity linked, signed in
+        proof_needed --> linked: the account proved (idp.services.social_proof)
         linked --> [*]
         signed_in --> [*]
 
 ``started`` and ``returned`` live in the ephemeral store (``social:state:*``); ``signing_up``
 is a pending profile (``social:pending:*``) that the registration flow takes into its own
 stored state machine (:mod:`idp.services.registration`); ``proof_needed`` → ``linked`` is a
-stored flow (a ``verifications`` row, purpose ``social_link``) with the transition table
-:data:`PROOF_TRANSITIONS`.
+stored flow of its own, with its diagram, in :mod:`idp.services.social_proof`.
 
 **Pre-account hijacking (checklist item 40).** Nothing is merged on an e-mail or phone, even
 one the provider says is verified. When the provider hands us a contact that an account
@@ -43,8 +37,8 @@ free one (its owner is told by a message), so a social account made with somebod
 address learns nothing.
 
 **Audit seam.** Every link and unlink goes through :meth:`SocialService._link` and
-:meth:`SocialService._unlink` (and the registration flow's link, which calls
-:meth:`SocialService.link_in_transaction`): the one place to record ``social.link`` /
+:meth:`SocialService._unlink` (the registration flow and the proof flow reach ``_link``
+through :meth:`SocialService.link_in_transaction`): the one place to record ``social.link`` /
 ``social.unlink`` in the same transaction.
 """
 
@@ -53,7 +47,6 @@ from __future__ import annotations
 import hmac
 import json
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
@@ -62,28 +55,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idp.adapters.sql.models import SocialIdentity, User, Verification
-from idp.domain.errors import AuthenticationFailed, Conflict, IdpError, NotFound
+from idp.domain.errors import Conflict, NotFound
 from idp.domain.social import PROVIDERS, SocialError, SocialProfile
 from idp.persistence import SocialIdentityStore, UnitOfWork
 from idp.ports import EphemeralStore, SocialProvider
 from idp.services.crypto import new_token
-from idp.services.verification import ContactVerifier
+from idp.services.social_proof import SignedIn, new_proof_flow
 
 ROUND_TRIP_TTL = 600  # seconds between the button and the provider's answer
 PENDING_TTL = 3600  # seconds to fill in the registration form after the provider's answer
-PROOF_TTL = 1800
 SOCIAL_ACR = "urn:elk:loa:1"
-
-PROOF_TRANSITIONS = {
-    "proof_needed": {"code_sent", "link_sent", "linked"},
-    "code_sent": {"code_sent", "link_sent", "proved", "linked"},
-    "link_sent": {"code_sent", "link_sent", "proved", "linked"},
-    "proved": {"linked"},
-}
-
-
-class IllegalProofTransition(IdpError):
-    code = "illegal_transition"
 
 
 class AlreadyLinked(Conflict):
@@ -94,25 +75,7 @@ class LastSignInMethod(Conflict):
     """Unlinking would leave the account with no way to sign in."""
 
 
-class NoProofChannel(IdpError):
-    """The account has no confirmed contact of that kind to send a code or link to."""
-
-    code = "no_channel"
-
-
-def check_proof_transition(current: str, target: str) -> None:
-    if target not in PROOF_TRANSITIONS.get(current, set()):
-        raise IllegalProofTransition(f"social link cannot go from {current} to {target}")
-
-
 # --- outcomes of the callback -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SignedIn:
-    user: User
-    provider: str
-    interaction: str | None
 
 
 @dataclass(frozen=True)
@@ -162,10 +125,6 @@ class SocialService:
         providers: Mapping[str, SocialProvider],
         identities: SocialIdentityStore,
         store: EphemeralStore,
-        authenticate: Callable[[str, str, str], User],
-        verifier: ContactVerifier,
-        delivery,
-        issuer: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._db = session
@@ -173,10 +132,6 @@ class SocialService:
         self._providers = dict(providers)
         self._identities = identities
         self._store = store
-        self._authenticate = authenticate
-        self._verifier = verifier
-        self._delivery = delivery
-        self._issuer = issuer
         self._clock = clock
 
     def _now(self) -> int:
@@ -287,9 +242,14 @@ class SocialService:
                     raise SocialError("config", "linked account is not active")
                 known.last_used_at = self._now()
                 return SignedIn(user, provider, interaction)
-            owner = self._holder(profile)
-            if owner is not None:
-                return ProofNeeded(self._proof_flow(owner, profile, interaction), interaction)
+            holder = self._holder(profile)
+            if holder is not None:
+                user, kind, value = holder
+                row = new_proof_flow(
+                    user, kind, value, _profile_dict(profile), interaction, self._now()
+                )
+                self._db.add(row)
+                return ProofNeeded(row, interaction)
         pending = new_token(24)
         data = {"profile": _profile_dict(profile), "interaction": interaction}
         self._store.set(f"social:pending:{pending}", json.dumps(data), PENDING_TTL)
@@ -334,109 +294,6 @@ class SocialService:
     def link_in_transaction(self, user_id: str, social: dict) -> SocialIdentity:
         """Link the identity a registration flow carried, inside the caller's transaction."""
         return self._link(user_id, _profile_from(social))
-
-    # --- collision: prove the existing account, then link ------------------------------------
-
-    def _proof_flow(self, found: tuple[User, str, str], profile, interaction) -> Verification:
-        user, kind, value = found
-        now = self._now()
-        row = Verification(
-            id=str(uuid.uuid4()),
-            purpose="social_link",
-            state="proof_needed",
-            user_id=user.id,
-            contact_kind=kind,
-            contact_value=value,
-            payload={"social": _profile_dict(profile), "interaction": interaction},
-            created_at=now,
-            expires_at=now + PROOF_TTL,
-            attempts=0,
-            code_failures=0,
-            sends=0,
-        )
-        self._db.add(row)
-        return row
-
-    def proof(self, flow_id: str | None) -> Verification:
-        row = self._verifier.load(flow_id, "social_link")
-        if row.state == "linked":
-            raise NotFound("the link is done")
-        return row
-
-    def proof_phone(self, row: Verification) -> str | None:
-        """The account's confirmed phone, where a proof code can go."""
-        user = self._db.get(User, row.user_id)
-        return user.phone if user is not None and user.phone_verified else None
-
-    def proof_email(self, row: Verification) -> str | None:
-        """The account's confirmed e-mail, where a proof link can go."""
-        user = self._db.get(User, row.user_id)
-        return user.email if user is not None and user.email_verified else None
-
-    def has_password(self, row: Verification) -> bool:
-        user = self._db.get(User, row.user_id)
-        return bool(user and user.password_hash)
-
-    def prove_with_password(self, flow_id: str, password: str, address: str) -> SignedIn:
-        """The account's own password (throttled like sign-in); then the identity is linked."""
-        row = self.proof(flow_id)
-        check_proof_transition(row.state, "linked")
-        user = self._authenticate(row.contact_value, password, address)
-        if user.id != row.user_id:
-            raise AuthenticationFailed("another account")
-        return self._finish_proof(row)
-
-    def send_proof_code(self, flow_id: str, address: str) -> Verification:
-        with self._uow.transaction():
-            row = self.proof(flow_id)
-            phone = self.proof_phone(row)
-            if phone is None:
-                raise NoProofChannel("no confirmed phone")
-            check_proof_transition(row.state, "code_sent")
-            issued = self._verifier.issue_code(row)
-            self._delivery.send_code_sms(phone, issued.secret, "social_link", address=address)
-            row.state = "code_sent"
-        return row
-
-    def send_proof_link(self, flow_id: str) -> Verification:
-        with self._uow.transaction():
-            row = self.proof(flow_id)
-            email = self.proof_email(row)
-            if email is None:
-                raise NoProofChannel("no confirmed e-mail")
-            check_proof_transition(row.state, "link_sent")
-            issued = self._verifier.issue_link(row)
-            # Built from the configured issuer, never from the request's Host (checklist 38).
-            link = f"{self._issuer}/login/social/proof/{issued.secret}"
-            self._delivery.send_link_email(email, link, "social_link", ttl_minutes=30)
-            row.state = "link_sent"
-        return row
-
-    def proof_by_link(self, token: str) -> Verification | None:
-        row = self._verifier.find_by_link(token)
-        return row if row is not None and row.purpose == "social_link" else None
-
-    def prove_with_link(self, token: str) -> SignedIn:
-        """The link's POST (a GET only shows a button: mail scanners change nothing)."""
-        if self.proof_by_link(token) is None:
-            raise NotFound("no such link")
-        row = self._verifier.check_link(token, "link_sent", "proved")
-        return self._finish_proof(row)
-
-    def prove_with_code(self, flow_id: str, code: str) -> SignedIn:
-        row = self.proof(flow_id)
-        check_proof_transition(row.state, "proved")
-        row = self._verifier.check_code(row.id, "code_sent", code, "proved")
-        return self._finish_proof(row)
-
-    def _finish_proof(self, row: Verification) -> SignedIn:
-        check_proof_transition(row.state, "linked")
-        social = row.payload["social"]
-        with self._uow.transaction():
-            self._link(row.user_id, _profile_from(social))
-            row.state, row.completed_at = "linked", self._now()
-        user = self._db.get(User, row.user_id)
-        return SignedIn(user, social["provider"], row.payload.get("interaction"))
 
     # --- «Персональная информация» ------------------------------------------------------------
 

@@ -14,15 +14,13 @@ from idp.services.delivery import SmsRefused, mask_contact
 from idp.services.social import (
     SOCIAL_ACR,
     AlreadyLinked,
-    IllegalProofTransition,
     LastSignInMethod,
     Linked,
-    NoProofChannel,
     ProofNeeded,
-    SignedIn,
     SignUp,
     amr_for,
 )
+from idp.services.social_proof import IllegalProofTransition, NoProofChannel, SignedIn
 from idp.services.verification import SecretRejected
 from idp.web import client_address, services, settings
 from idp.web.cookies import cookie_name, current_session, set_session_cookie
@@ -166,13 +164,13 @@ def callback(provider: str):
 
 
 def _proof_page(row, error=None, status=200, sent=None):
-    social = services().social
-    phone, email = social.proof_phone(row), social.proof_email(row)
+    proofs = services().social_proof
+    phone, email = proofs.phone(row), proofs.email(row)
     return render_template(
         "social/proof.html",
-        provider=social.display_name(row.payload["social"]["provider"]),
+        provider=services().social.display_name(row.payload["social"]["provider"]),
         masked=mask_contact(row.contact_value),
-        has_password=social.has_password(row),
+        has_password=proofs.has_password(row),
         phone=mask_contact(phone) if phone else None,
         email=mask_contact(email) if email else None,
         code_sent=row.state == "code_sent",
@@ -183,9 +181,9 @@ def _proof_page(row, error=None, status=200, sent=None):
 
 @bp.route("/login/social/proof", methods=["GET", "POST"])
 def proof():
-    social = services().social
+    proofs = services().social_proof
     try:
-        row = social.proof(flow_id("social"))
+        row = proofs.get(flow_id("social"))
     except NotFound:
         return _login_error("state", "", None)
     if request.method == "GET":
@@ -193,16 +191,16 @@ def proof():
     action = request.form.get("action")
     try:
         if action == "password":
-            outcome = social.prove_with_password(
+            outcome = proofs.prove_with_password(
                 row.id, request.form.get("password", ""), client_address()
             )
         elif action == "code":
-            outcome = social.prove_with_code(row.id, request.form.get("code", ""))
+            outcome = proofs.prove_with_code(row.id, request.form.get("code", ""))
         elif action == "send_code":
-            row = social.send_proof_code(row.id, client_address())
+            row = proofs.send_code(row.id, client_address())
             return _proof_page(row, sent="phone")
         elif action == "send_link":
-            row = social.send_proof_link(row.id)
+            row = proofs.send_link(row.id)
             return _proof_page(row, sent="email")
         else:
             return _proof_page(row, status=400)
@@ -226,13 +224,13 @@ def proof():
 @bp.route("/login/social/proof/<token>", methods=["GET", "POST"])
 def proof_link(token: str):
     """The e-mail's link: a GET only shows a button (mail scanners change nothing)."""
-    social = services().social
-    valid = social.proof_by_link(token) is not None
+    proofs = services().social_proof
+    valid = proofs.by_link(token) is not None
     if request.method == "GET" or not valid:
         status = 200 if request.method == "GET" or valid else 400
         return render_template("social/link.html", token=token, valid=valid), status
     try:
-        outcome = social.prove_with_link(token)
+        outcome = proofs.prove_with_link(token)
     except (SecretRejected, IllegalProofTransition, AlreadyLinked, NotFound):
         return render_template("social/link.html", token=token, valid=False), 400
     return _sign_in(outcome)
