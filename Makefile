@@ -10,6 +10,9 @@ LINKING_LISTEN ?= 127.0.0.1:50051
 # The demo portals; `idp demo` registers their clients for these two ports.
 SHOP_PORT      ?= 8081
 TV_PORT        ?= 8082
+# The local fakes of the six social providers (social-fakes), one port, a /<name> prefix each.
+SOCIAL_FAKES_PORT ?= 8090
+SOCIAL_FAKES   := http://127.0.0.1:$(SOCIAL_FAKES_PORT)
 
 .PHONY: install setup run test test-fast lint proto bench clean browser services-check messages
 
@@ -69,6 +72,37 @@ setup: install proto
 	$(BIN)/linking-service db upgrade
 	$(BIN)/linking-service billing demo
 
+# In development the IdP's six social buttons go to the local fakes (their test credentials).
+# Each line is a default only: a variable set in the environment wins, so pointing a provider
+# at the real one is configuration (README, "Social sign-in").
+run: export IDP_SOCIAL_VKID_ENABLED ?= true
+run: export IDP_SOCIAL_VKID_CLIENT_ID ?= elk-vkid
+run: export IDP_SOCIAL_VKID_BASE_URL ?= $(SOCIAL_FAKES)/vkid
+run: export IDP_SOCIAL_MAIL_ENABLED ?= true
+run: export IDP_SOCIAL_MAIL_CLIENT_ID ?= elk-mail
+run: export IDP_SOCIAL_MAIL_CLIENT_SECRET ?= mail-test-secret
+run: export IDP_SOCIAL_MAIL_BASE_URL ?= $(SOCIAL_FAKES)/mail
+run: export IDP_SOCIAL_OK_ENABLED ?= true
+run: export IDP_SOCIAL_OK_CLIENT_ID ?= elk-ok
+run: export IDP_SOCIAL_OK_CLIENT_SECRET ?= ok-test-secret
+run: export IDP_SOCIAL_OK_APPLICATION_KEY ?= ok-test-public-key
+run: export IDP_SOCIAL_OK_CONNECT_URL ?= $(SOCIAL_FAKES)/ok
+run: export IDP_SOCIAL_OK_API_URL ?= $(SOCIAL_FAKES)/ok
+run: export IDP_SOCIAL_YANDEX_ENABLED ?= true
+run: export IDP_SOCIAL_YANDEX_CLIENT_ID ?= elk-yandex
+run: export IDP_SOCIAL_YANDEX_CLIENT_SECRET ?= yandex-test-secret
+run: export IDP_SOCIAL_YANDEX_OAUTH_URL ?= $(SOCIAL_FAKES)/yandex
+run: export IDP_SOCIAL_YANDEX_LOGIN_URL ?= $(SOCIAL_FAKES)/yandex
+run: export IDP_SOCIAL_GOOGLE_ENABLED ?= true
+run: export IDP_SOCIAL_GOOGLE_CLIENT_ID ?= elk-google
+run: export IDP_SOCIAL_GOOGLE_CLIENT_SECRET ?= google-test-secret
+run: export IDP_SOCIAL_GOOGLE_DISCOVERY_URL ?= $(SOCIAL_FAKES)/google/.well-known/openid-configuration
+run: export IDP_SOCIAL_FACEBOOK_ENABLED ?= true
+run: export IDP_SOCIAL_FACEBOOK_CLIENT_ID ?= elk-facebook
+run: export IDP_SOCIAL_FACEBOOK_CLIENT_SECRET ?= facebook-test-secret
+run: export IDP_SOCIAL_FACEBOOK_WWW_URL ?= $(SOCIAL_FAKES)/facebook
+run: export IDP_SOCIAL_FACEBOOK_GRAPH_URL ?= $(SOCIAL_FAKES)/facebook
+
 # Every long-running process under scripts/supervise.py: Ctrl-C or SIGTERM (to make, or to its
 # process group) stops each process once; one dying stops the rest. One quoted spec per
 # process: NAME [--wait-for HOST:PORT] [VAR=value]... COMMAND. The linking service's drain
@@ -77,13 +111,15 @@ run: setup
 	@echo "IdP at $(IDP_ISSUER)  (discovery: /.well-known/openid-configuration)"
 	@echo "linking service (gRPC) at $(LINKING_LISTEN)"
 	@echo "demo portals: «Интернет-магазин» http://127.0.0.1:$(SHOP_PORT)  «Домашнее ТВ» http://127.0.0.1:$(TV_PORT)"
+	@echo "social sign-in fakes (VK ID, Mail, OK, Яндекс ID, Google, Facebook): $(SOCIAL_FAKES)/<name>"
 	@exec $(BIN)/python scripts/supervise.py --deadline 10 \
 	  'linking-service LINKING_SHUTDOWN_GRACE=5 $(BIN)/linking-service serve' \
 	  'linking-events --wait-for $(LINKING_LISTEN) IDP_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/idp linking-events' \
 	  'worker $(BIN)/idp worker' \
 	  'idp IDP_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/idp serve --host 127.0.0.1 --port $(IDP_PORT)' \
 	  'shop PORTAL_SHOP_PORT=$(SHOP_PORT) PORTAL_ISSUER=$(IDP_ISSUER) PORTAL_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/demo-portal shop' \
-	  'tv PORTAL_TV_PORT=$(TV_PORT) PORTAL_ISSUER=$(IDP_ISSUER) PORTAL_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/demo-portal tv'
+	  'tv PORTAL_TV_PORT=$(TV_PORT) PORTAL_ISSUER=$(IDP_ISSUER) PORTAL_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/demo-portal tv' \
+	  'social-fakes $(BIN)/social-fakes --port $(SOCIAL_FAKES_PORT) --redirect-uri $(IDP_ISSUER)/login/social/{name}/callback'
 
 services-check:
 	bash scripts/check-services.sh

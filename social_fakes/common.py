@@ -93,6 +93,8 @@ class FakeConfig:
     # path → HTTP status to answer instead (a provider that is down); tests set it.
     fail: dict[str, int] = field(default_factory=dict)
     app_secret_required: bool = True  # Facebook's "Require App Secret" toggle
+    # claims laid over the next ID tokens (Google); tests.
+    id_token_claims: dict = field(default_factory=dict)
     # path → JSON fields laid over the fake's answer (a provider answering strangely); tests.
     override: dict[str, dict] = field(default_factory=dict)
 

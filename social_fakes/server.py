@@ -1,12 +1,15 @@
 """Serve the fakes: ``social-fakes`` for ``make run`` and :func:`start` for the tests.
 
-Each provider gets a port of its own (its fake serves all of the provider's hosts: OK's
-``connect`` and ``api``, Yandex's ``oauth`` and ``login``, Facebook's ``www`` and ``graph``),
-so the IdP's ``IDP_SOCIAL_<PROVIDER>_*_URL`` settings are the only thing to change to reach
-the real provider. Credentials are test ones (:func:`default_configs`); every fake accepts
-exactly the redirect URIs given, so ``--redirect-uri`` must name the IdP's callback.
+Each fake serves all of its provider's hosts (OK's ``connect`` and ``api``, Yandex's ``oauth``
+and ``login``, Facebook's ``www`` and ``graph``) under one base URL, so the IdP's
+``IDP_SOCIAL_<PROVIDER>_*_URL`` settings are the only thing to change to reach the real
+provider. ``social-fakes`` serves the six on one port under a prefix each
+(``http://127.0.0.1:8090/vkid``, ``…/mail``, ``…/ok``, ``…/yandex``, ``…/google``,
+``…/facebook``); the tests give each a port of its own. Credentials are test ones
+(:func:`default_configs`); every fake accepts exactly the redirect URIs given, so
+``--redirect-uri`` must name the IdP's callback.
 
-    social-fakes [--host 127.0.0.1] [--port-base 8090] [--redirect-uri URL-WITH-{name}]
+    social-fakes [--host 127.0.0.1] [--port 8090] [--redirect-uri URL-WITH-{name}]
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from werkzeug.exceptions import NotFound
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from social_fakes.common import FakeConfig
 
-NAMES = ("vkid", "mail", "ok", "yandex", "facebook")
+NAMES = ("vkid", "mail", "ok", "yandex", "google", "facebook")
 REGISTERED_SCOPES = {"yandex": "login:info login:email login:default_phone"}
-DEFAULT_REDIRECT = "http://127.0.0.1:8000/social/{name}/callback"
+DEFAULT_REDIRECT = "http://127.0.0.1:8000/login/social/{name}/callback"
 
 
 def default_configs(redirect_uris: Iterable[str]) -> dict[str, FakeConfig]:
@@ -72,33 +77,41 @@ class Running:
 
 
 def start(
-    configs: dict[str, FakeConfig],
-    *,
-    host: str = "127.0.0.1",
-    ports: dict[str, int] | None = None,
+    configs: dict[str, FakeConfig], *, host: str = "127.0.0.1", port: int | None = None
 ) -> Running:
-    """Serve each config's fake in a thread (werkzeug, threaded) on its port (0: a free one)."""
+    """Serve the configs' fakes in threads (werkzeug, threaded): each on a free port of its
+    own, or, given ``port``, all on that one under ``/<name>`` prefixes."""
     running = Running()
     for name, config in configs.items():
-        app = create_app(name, config)
-        server = make_server(host, (ports or {}).get(name, 0), app, threaded=True)
-        thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
-        )
-        thread.start()
-        running.urls[name] = f"http://{host}:{server.server_port}"
-        running.configs[name], running.apps[name] = config, app
-        running.servers.append(server)
-        running.threads.append(thread)
+        running.configs[name], running.apps[name] = config, create_app(name, config)
+    if port is None:
+        for name, app in running.apps.items():
+            running.urls[name] = _serve(running, host, 0, app)
+    else:
+        root = NotFound()
+        base = _serve(running, host, port, DispatcherMiddleware(root, _prefixed(running.apps)))
+        running.urls = {name: f"{base}/{name}" for name in running.apps}
     return running
+
+
+def _prefixed(apps: dict) -> dict:
+    return {f"/{name}": app for name, app in apps.items()}
+
+
+def _serve(running: Running, host: str, port: int, app) -> str:
+    server = make_server(host, port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.daemon = True
+    thread.start()
+    running.servers.append(server)
+    running.threads.append(thread)
+    return f"http://{host}:{server.server_port}"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="social-fakes", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument(
-        "--port-base", type=int, default=8090, help="vkid on this port, mail +1 … facebook +5"
-    )
+    parser.add_argument("--port", type=int, default=8090, help="the six under /<name> here")
     parser.add_argument(
         "--redirect-uri",
         action="append",
@@ -106,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     configs = default_configs(args.redirect_uri or [DEFAULT_REDIRECT])
-    ports = {name: args.port_base + n for n, name in enumerate(NAMES)}
-    running = start(configs, host=args.host, ports=ports)
+    running = start(configs, host=args.host, port=args.port)
     for name in NAMES:
         print(f"{name:9} {running.urls[name]}  client_id={configs[name].client_id}", flush=True)
     stop = threading.Event()

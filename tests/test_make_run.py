@@ -24,7 +24,7 @@ from tests.processes import alive, descendants, free_port, port_is_free, wait_un
 
 ROOT = Path(__file__).resolve().parents[1]
 STOP_DEADLINE = 15  # the supervisor's 10 s before SIGKILL, and some slack for a loaded machine
-NAMES = ("linking-service", "linking-events", "worker", "idp", "shop", "tv")
+NAMES = ("linking-service", "linking-events", "worker", "idp", "shop", "tv", "social-fakes")
 
 # make as started from a terminal: SIGINT at its default disposition (a shell that started the
 # tests in the background leaves it ignored, and make would then not react to it).
@@ -60,12 +60,14 @@ class MakeRun:
     def __init__(self, var: Path, log: Path) -> None:
         self.idp_port, self.grpc_port = free_port(), free_port()
         self.portal_ports = free_port(), free_port()
+        self.social_fakes_port = free_port()
         self.log = log
         self.process = subprocess.Popen(
             [sys.executable, "-c", AS_FROM_A_TERMINAL, "make", "--no-print-directory"]
             + ["-o", "setup", "run", f"IDP_PORT={self.idp_port}", f"IDP_VAR_DIR={var}"]
             + [f"LINKING_LISTEN=127.0.0.1:{self.grpc_port}"]
-            + [f"SHOP_PORT={self.portal_ports[0]}", f"TV_PORT={self.portal_ports[1]}"],
+            + [f"SHOP_PORT={self.portal_ports[0]}", f"TV_PORT={self.portal_ports[1]}"]
+            + [f"SOCIAL_FAKES_PORT={self.social_fakes_port}"],
             cwd=ROOT,
             env=make_env(),
             stdout=log.open("w"),
@@ -137,6 +139,7 @@ def test_make_run_stops_everything_it_started(var_dir, tmp_path, signum, whom):
         assert not [pid for pid in tree if alive(pid)], run.output()
         assert port_is_free(run.idp_port) and port_is_free(run.grpc_port)
         assert all(port_is_free(port) for port in run.portal_ports)
+        assert port_is_free(run.social_fakes_port)
         output = run.output()
         assert "supervise: all stopped" in output
         assert output.count("draining for at most") == 1  # one SIGTERM for the linking service

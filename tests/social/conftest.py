@@ -43,6 +43,7 @@ def healthy_fakes(request):
         for config in request.getfixturevalue("fakes").configs.values():
             config.fail.clear()
             config.override.clear()
+            config.id_token_claims.clear()
 
 
 @pytest.fixture

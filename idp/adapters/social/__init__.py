@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from idp.adapters.social.base import HttpClient
 from idp.adapters.social.facebook import FacebookProvider
+from idp.adapters.social.google import GoogleProvider
 from idp.adapters.social.mail import MailOAuthProvider
 from idp.adapters.social.ok import OkProvider
 from idp.adapters.social.vkid import VkIdProvider
@@ -34,6 +35,7 @@ FACTORIES: dict[str, Callable[[SocialProviderSettings, HttpClient], SocialProvid
     "mail": _mail,
     "ok": OkProvider,
     "yandex": YandexProvider,
+    "google": GoogleProvider,
     "facebook": FacebookProvider,
 }
 
