@@ -180,11 +180,15 @@ class SocialService:
             redirect_uri=redirect_uri, state=state, nonce=nonce, code_verifier=verifier
         )
 
-    def peek_interaction(self, params: Mapping[str, str]) -> str | None:
-        """The interaction of a callback's round trip, to keep on an error page."""
+    def peek_interaction(self, params: Mapping[str, str], binding: str) -> str | None:
+        """The interaction of this browser's round trip, to keep on an error page (never
+        one of a round trip another browser started)."""
         state = params.get("state") or ""
         raw = self._store.get(f"social:state:{state}") if 0 < len(state) <= 128 else None
-        return json.loads(raw).get("interaction") if raw else None
+        record = json.loads(raw) if raw else {}
+        if not binding or not hmac.compare_digest(record.get("binding", ""), binding):
+            return None
+        return record.get("interaction")
 
     def _take_state(self, provider: str, params: Mapping[str, str], binding: str) -> dict:
         """The round trip's record, once. Refused: no state, an unknown or used one, one

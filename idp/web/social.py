@@ -132,7 +132,7 @@ def begin(provider: str):
 @bp.get("/login/social/<provider>/callback")
 def callback(provider: str):
     social = services().social
-    interaction = social.peek_interaction(request.args)
+    interaction = social.peek_interaction(request.args, session.get(BINDING) or "")
     if provider not in PROVIDER_NAMES:
         return _login_error("state", provider, None)
     sso = current_session()

@@ -214,11 +214,18 @@ def test_callback_without_state_is_refused_before_the_provider_is_asked(make_liv
 def test_state_from_another_browser_is_refused_and_stays_usable_by_its_own(make_live):
     live, providers = social_live(make_live)
     providers["vkid"].person("c", "vk-7", given_name="Анна", family_name="Соколова")
+    client = make_client(live)
     victim, attacker = requests.Session(), requests.Session()
-    state = start(victim, live, "vkid")
+    _, challenge = pkce_pair()
+    login = follow_local(
+        victim, live, victim.get(authorize_url(live, client, challenge), allow_redirects=False)
+    )
+    uid = re.search(r'name="interaction" value="([^"]+)"', login.text).group(1)
+    state = start(victim, live, "vkid", uid)
     start(attacker, live, "vkid")  # the attacker has a session of their own
     response = come_back(attacker, live, "vkid", code="c", state=state)
     assert response.status_code == 400 and STATE_REFUSED in response.text
+    assert 'name="interaction"' not in response.text  # nothing of the other round trip
     assert providers["vkid"].completions == []
     assert come_back(victim, live, "vkid", code="c", state=state).status_code == 303
 
