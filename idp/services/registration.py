@@ -14,10 +14,12 @@ A contact already confirmed by another account gets exactly the answer a new one
 owner is told by a message instead (no account enumeration, checklist item 26). A decoy flow's
 secret is random and never sent, so it can never be confirmed.
 
-A flow may carry two more fields in its payload: ``interaction``, the pending authorization
-request that brought the person (resumed once the account exists), and ``social``, the
-identity of a social sign-up (:mod:`idp.services.social`), linked in the same transaction
-that creates the account. The contact is confirmed by our own code or link all the same.
+A flow may carry two more fields in its payload: ``authorization``, the pending authorization
+request that brought the person (the interaction record: ``params``, ``client_id``,
+``created_at``; resumed once the account exists, so it outlives the interaction's own TTL),
+and ``social``, the identity of a social sign-up (:mod:`idp.services.social`), linked in the
+same transaction that creates the account. The contact is confirmed by our own code or link
+all the same.
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ class RegistrationService:
         address: str,
         *,
         social: dict | None = None,
-        interaction: str | None = None,
+        authorization: dict | None = None,
     ) -> Started:
         names = {
             "family_name": check_name(family_name, "family_name"),
@@ -126,7 +128,7 @@ class RegistrationService:
             kind, value = parse_login(contact)
         except ValidationError:
             raise ValidationError("enter a mobile number or an e-mail", "contact") from None
-        extra = {"social": social, "interaction": interaction}
+        extra = {"social": social, "authorization": authorization}
         extra = {k: v for k, v in extra.items() if v}
         with self._uow.transaction():
             return self._start(names, region, kind, value, address, extra)

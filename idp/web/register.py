@@ -31,7 +31,7 @@ from idp.web.forms import (
     resend_step,
     secret_error,
 )
-from idp.web.oauth import load_interaction
+from idp.web.oauth import load_interaction, save_interaction
 
 bp = Blueprint("register", __name__)
 
@@ -113,7 +113,8 @@ def submit():
             form.get("accept") == "1",
             client_address(),
             social=services().social.flow_payload(social["profile"]) if social else None,
-            interaction=social["interaction"] if social else None,
+            # The portal's request that sent the person to the provider, carried by the flow.
+            authorization=load_interaction(social["interaction"]) if social else None,
         )
     except ValidationError as exc:
         return _step1(form, {exc.field or "contact": ERRORS.get(exc.field or "contact")}, 400)
@@ -225,8 +226,10 @@ def password():
                 previous_cookie=request.cookies.get(cookie_name()),
             )
             session.clear()
-            uid = flow.payload.get("interaction")
-            if uid and load_interaction(uid) is not None:
+            carried = flow.payload.get("authorization")
+            if carried:
+                # Back to the portal: the authorization endpoint checks the request again.
+                uid = save_interaction(carried)
                 response = redirect(url_for("oauth.resume", uid=uid), code=303)
             else:
                 response = redirect(url_for("account.home", welcome="1"), code=303)

@@ -9,6 +9,7 @@ import json
 import re
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import requests
 from sqlalchemy import select
 
@@ -449,3 +450,27 @@ def test_sign_up_with_a_password_signs_in_with_either(make_live):
         user = db.session.scalar(select(User).where(User.phone == "+79995550177"))
         assert user.password_hash
     assert identities(live) == [("google", "g-7", user.id)]
+
+
+@pytest.mark.parametrize("profile", ["embedded"], indirect=True)  # the clock moves the store
+def test_the_portals_request_outlives_its_interaction_while_the_flow_lives(make_live):
+    live, providers = social_live(make_live)
+    client = make_client(live)
+    providers["vkid"].person("n", "vk-200", given_name="Анна", family_name="Соколова")
+    http = requests.Session()
+    verifier, challenge = pkce_pair()
+    login = follow_local(
+        http, live, http.get(authorize_url(live, client, challenge), allow_redirects=False)
+    )
+    uid = re.search(r'name="interaction" value="([^"]+)"', login.text).group(1)
+    come_back(http, live, "vkid", code="n", state=start(http, live, "vkid", uid))
+    fields = {"family_name": "Соколова", "given_name": "Анна", "region": "Пермский край"}
+    post_form(http, live, "/register", contact="+79995550202", accept="1", **fields)
+    post_form(http, live, "/register/confirm", code=last_code(live, "+79995550202"))
+    live.clock.advance(3600)  # the interaction (15 minutes) is gone; the flow (24 h) is not
+    done = post_form(http, live, "/register/password", skip="1")
+    params = callback_params(follow_local(http, live, done))
+    assert id_token_claims(exchange(live, client, params["code"], verifier))["amr"] == [
+        "fed",
+        "vkid",
+    ]
