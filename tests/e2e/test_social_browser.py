@@ -2,7 +2,8 @@
 fakes over real HTTP (``social_fakes``): from a client's authorization request, the sign-in
 page's button, the fake's page where the person picks who they are, our own SMS code (read
 from ``/dev/outbox``), back to the client with a code — then, in a fresh browser, the same
-button signs the same account in. VK ID and Yandex ID.
+button signs the same account in. VK ID and Yandex ID; and Google naming the e-mail of an
+existing account, linked only after that account's password.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from social_fakes import server
 from tests.e2e.conftest import RESULTS, launch_chromium
 from tests.idp.test_consent_prompt import exchange
 from tests.social.conftest import fake_env
-from tests.support import authorize_url, make_client, pkce_pair
+from tests.support import PASSWORD, authorize_url, make_client, make_user, pkce_pair
 
 pytestmark = [
     pytest.mark.browser,
@@ -43,9 +44,9 @@ def fakes():
 
 @pytest.fixture
 def live(make_live, fakes):
-    env = {**fake_env(fakes, "vkid"), **fake_env(fakes, "yandex")}
+    env = {**fake_env(fakes, "vkid"), **fake_env(fakes, "yandex"), **fake_env(fakes, "google")}
     started = make_live(**env)
-    for name in ("vkid", "yandex"):
+    for name in ("vkid", "yandex", "google"):
         # The fakes accept exactly the registered redirect URIs: the IdP's callbacks.
         fakes.configs[name].redirect_uris = (f"{started.url}/login/social/{name}/callback",)
     return started
@@ -143,5 +144,25 @@ def test_sign_up_then_sign_in_through_the_providers_fake(
         page.goto(f"{live.url}/account/profile")
         expect(page.get_by_text(re.compile("вход через")).first).to_be_visible()
         page.screenshot(path=str(RESULTS / f"social-{provider}-profile.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_google_email_of_an_existing_account_links_only_after_its_password(live, browser):
+    """Checklist item 40 in the browser: Google vouches for the e-mail, an account holds it;
+    nothing is merged until the person gives that account's password."""
+    owner, _ = make_user(live, "ivan.petrov@example.ru")
+    client = make_client(live, redirect_uris=[CLIENT_CALLBACK])
+    context, page = new_page(browser)
+    try:
+        verifier = at_provider(page, live, client, "Войти через Google", "Иван Петров")
+        expect(page.get_by_role("heading", name="У вас уже есть учётная запись")).to_be_visible()
+        page.get_by_label("Пароль от учётной записи ЕЛК").fill("не-тот-пароль")
+        page.get_by_role("button", name="Подтвердить и привязать").click()
+        expect(page.get_by_role("alert")).to_have_text("Неверный пароль.")
+        page.get_by_label("Пароль от учётной записи ЕЛК").fill(PASSWORD)
+        page.get_by_role("button", name="Подтвердить и привязать").click()
+        sub, amr = amr_of(live, client, code_at_client(page), verifier)
+        assert sub == owner and amr == ["fed", "google"]
     finally:
         context.close()
