@@ -131,7 +131,7 @@ test: install proto browser services-check
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check idp linking_service elk_common demo_portals tests
+	$(BIN)/ruff format --check idp linking_service elk_common demo_portals social_fakes tests
 
 bench:
 	@echo "benchmarks arrive with the benchmark issue"

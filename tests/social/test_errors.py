@@ -43,6 +43,17 @@ def test_a_reused_code_is_invalid_grant(fakes, tmp_path, name):
 
 
 @pytest.mark.parametrize("name", PROVIDER_NAMES)
+def test_an_expired_code_is_invalid_grant(fakes, tmp_path, name):
+    fakes.configs[name].code_ttl = -1  # already past its lifetime when it is exchanged
+    try:
+        attempt = Round(adapter(fakes, name, tmp_path))
+        params = person(attempt.url())
+    finally:
+        fakes.configs[name].code_ttl = 600
+    assert kind_of(lambda: attempt.complete(params)) == "invalid_grant"
+
+
+@pytest.mark.parametrize("name", PROVIDER_NAMES)
 def test_an_invented_code_is_invalid_grant(fakes, tmp_path, name):
     attempt = Round(adapter(fakes, name, tmp_path))
     params = {**person(attempt.url()), "code": "invented-code"}

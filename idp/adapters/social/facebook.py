@@ -16,10 +16,11 @@ graph-api/guides/error-handling):
 * Graph calls carry ``appsecret_proof = HMAC-SHA256(key=app secret, msg=access token)``
   (hex), required when the app has "Require App Secret" on.
 * Errors: ``{"error": {"message", "type": "OAuthException", "code", "error_subcode",
-  "fbtrace_id"}}``. Token endpoint: code 100 (subcodes 36007 expired, 36009 used, 36008
-  redirect_uri) → ``invalid_grant``; code 1 "Error validating client secret" → ``config``;
-  2, 4, 17, 32, 613 (temporary, throttling) → ``unavailable``. Graph: 190 (bad token) and
-  100 → ``bad_response``.
+  "fbtrace_id"}}``. Token endpoint: code 100 ("This authorization code has been used." /
+  "…has expired.", as reported in facebook-csharp-sdk#388 and facebook-cf-sdk#57; the fake's
+  subcodes 36007/36008/36009 are unconfirmed) → ``invalid_grant``; code 1 "Error validating
+  client secret" → ``config``; 2, 4, 17, 32, 613 (temporary, throttling; graph-api error
+  handling) → ``unavailable``. Graph: 190 (bad token, bad proof) and 100 → ``bad_response``.
 * ``id`` is app-scoped and the stable subject; ``email`` may be absent and is unverified.
 """
 

@@ -4,11 +4,11 @@ Protocol facts (../shared/reference/social-providers.md §4; Yandex ID docs
 yandex.com/dev/id/doc/en/codes/code-url, …/tokens/refresh-client, …/user-information):
 
 * ``/authorize`` takes PKCE (``code_challenge`` S256), which we always send. No ``scope`` is
-  sent: without ``scope``/``optional_scope`` the token gets the rights chosen when the
-  application was registered (code-url: "If the scope and optional_scope parameters are
-  omitted, the token gets the access rights specified when registering the app"), so a
-  scope the application lacks can never break the sign-in; register it with
-  ``login:info``, ``login:email`` and ``login:default_phone``.
+  sent: an application may ask for "all access rights specified when registering the app"
+  (yandex.ru/dev/id/doc/en/concepts/ya-oauth-intro, "Authorization procedure"), and the
+  glossary says tokens always carry the rights chosen at registration, so a scope the
+  application lacks can never break the sign-in; register it with ``login:info``,
+  ``login:email`` and ``login:default_phone``.
 * ``POST /token`` authenticates the client with HTTP Basic (a Basic header overrides body
   credentials) and needs no ``redirect_uri``; errors are RFC 6749 §5.2 JSON.
 * ``GET https://login.yandex.ru/info?format=json`` wants ``Authorization: OAuth <token>`` —
