@@ -104,15 +104,18 @@ def create_app(
     captcha_renderer=None,
     linking=None,
     waker=None,
+    social_providers=None,
 ) -> Flask:
-    """Build the app. Tests may pass their own store, senders, notifier and clock. The
-    senders and the notifier are used by the outbox worker (:func:`build_worker`) only."""
+    """Build the app. Tests may pass their own store, senders, notifier, clock and social
+    providers (by name). The senders and the notifier are used by the outbox worker
+    (:func:`build_worker`) only."""
     settings = settings or load_settings()
     if settings.issuer.startswith("http://"):
         # Authlib refuses plain HTTP unless told; load_settings allows it only on loopback.
         os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"
 
     from idp.adapters.logout_http import HttpLogoutNotifier
+    from idp.adapters.social import build_social_providers
     from idp.extensions import csrf, db, migrate
     from idp.oidc.server import OIDCServer
     from idp.services.container import build_services
@@ -165,6 +168,9 @@ def create_app(
             # "Account confirmed": the seam where the linking service attaches billing accounts.
             on_confirmed=lambda user: app.extensions["idp.linking"].auto_attach(user),
             linking=lambda: app.extensions["idp.linking"],
+            social_providers=(
+                build_social_providers(settings) if social_providers is None else social_providers
+            ),
         )
         server = OIDCServer(app, settings, services, store)
     app.extensions["idp.linking"] = linking or _linking(settings, services)

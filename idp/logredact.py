@@ -60,9 +60,16 @@ SAFE_QUERY_PARAMS = frozenset(
 )
 
 # Routes whose next path segment is a bearer secret.
-SECRET_PATH_PREFIXES = ("/recover/", "/confirm/", "/consent/", "/authorize/resume/")
-# Path variables that are not secrets (a static file name, a client's public id).
-SAFE_PATH_VARIABLES = frozenset({"filename", "client_id"})
+SECRET_PATH_PREFIXES = (
+    "/recover/",
+    "/confirm/",
+    "/consent/",
+    "/authorize/resume/",
+    "/login/social/proof/",
+)
+# Path variables that are not secrets (a static file name, a client's public id, a social
+# provider's name, a linked social account's row id).
+SAFE_PATH_VARIABLES = frozenset({"filename", "client_id", "provider", "identity_id"})
 
 _PREFIXES = "|".join(re.escape(p) for p in SECRET_PATH_PREFIXES)
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from idp.adapters.sql.models import AuthorizationCode, Client, Grant, SsoSession
+from idp.adapters.sql.models import AuthorizationCode, Client, Grant, SocialIdentity, SsoSession
 
 
 class UnitOfWork(Protocol):
@@ -101,3 +101,21 @@ class SessionStore(Protocol):
         ...
 
     def clients_of(self, session_id: str) -> list[Client]: ...
+
+
+class SocialIdentityStore(Protocol):
+    """Social network accounts linked to cabinet accounts, keyed by ``(provider, subject)``."""
+
+    def find(self, provider: str, subject: str) -> SocialIdentity | None: ...
+
+    def get(self, identity_id: int) -> SocialIdentity | None: ...
+
+    def for_user(self, user_id: str) -> list[SocialIdentity]:
+        """The account's links, oldest first."""
+        ...
+
+    def add(self, identity: SocialIdentity) -> None:
+        """Queued in the caller's transaction; a taken ``(provider, subject)`` fails at flush."""
+        ...
+
+    def remove(self, identity: SocialIdentity) -> None: ...

@@ -121,9 +121,18 @@ def make_live(profile, databases, worker, tmp_path):
     _reset(url)
     stores = []
 
-    def factory(*, outbox_worker: bool = True, policy=None, notifier=None, **env_overrides) -> Live:
+    def factory(
+        *,
+        outbox_worker: bool = True,
+        policy=None,
+        notifier=None,
+        social_providers=None,
+        **env_overrides,
+    ) -> Live:
         """``outbox_worker``: run the real outbox worker beside the server (as `idp worker`
-        does), with the retry ``policy``; ``notifier``: the back-channel logout adapter."""
+        does), with the retry ``policy``; ``notifier``: the back-channel logout adapter;
+        ``social_providers``: the social sign-in adapters by name (twins), instead of the
+        configured ones."""
         clock = Clock()
         if profile == "pg-redis":
             store = RedisStore(REDIS_URL, prefix=f"idp-test:{worker}:")
@@ -137,7 +146,13 @@ def make_live(profile, databases, worker, tmp_path):
             env = base_env(url, tmp_path)
             env["IDP_ISSUER"] = issuer
             env.update(env_overrides)
-            app = create_app(load_settings(env), notifier=notifier, store=store, clock=clock)
+            app = create_app(
+                load_settings(env),
+                notifier=notifier,
+                store=store,
+                clock=clock,
+                social_providers=social_providers,
+            )
             return Live(issuer, app, clock, notifier=notifier, store=store, profile=profile)
 
         live = start_server(build)

@@ -11,11 +11,12 @@ from sqlalchemy.orm import Session
 from idp.adapters.sql.models import User
 from idp.adapters.sql.outbox import SqlOutbox
 from idp.adapters.sql.sessions import SqlSessionStore
+from idp.adapters.sql.social import SqlSocialIdentityStore
 from idp.adapters.sql.tokens import SqlTokenStore
 from idp.adapters.sql.uow import SqlUnitOfWork
 from idp.config import LINKING_RESOURCE, Settings
 from idp.persistence import UnitOfWork
-from idp.ports import CaptchaRenderer, EphemeralStore, LinkingClient, Waker
+from idp.ports import CaptchaRenderer, EphemeralStore, LinkingClient, SocialProvider, Waker
 from idp.services.authentication import AuthenticationService
 from idp.services.cabinet import CabinetService
 from idp.services.captcha import CaptchaPolicy, CaptchaService
@@ -38,6 +39,8 @@ from idp.services.profile import ProfileService
 from idp.services.recovery import RecoveryService
 from idp.services.registration import RegistrationService
 from idp.services.sessions import SessionService
+from idp.services.social import SocialService
+from idp.services.social_proof import SocialProofService
 from idp.services.throttle import LoginThrottle
 from idp.services.tokens import TokenPolicy, TokenService
 from idp.services.users import UserService
@@ -73,6 +76,8 @@ class Services:
     recovery: RecoveryService
     profile: ProfileService
     cabinet: CabinetService
+    social: SocialService
+    social_proof: SocialProofService
 
 
 def build_services(
@@ -84,6 +89,7 @@ def build_services(
     clock: Callable[[], float] = time.time,
     on_confirmed: Callable[[User], None] | None = None,
     linking: Callable[[], LinkingClient] | None = None,
+    social_providers: dict[str, SocialProvider] | None = None,
 ) -> Services:
     # One unit of work over the session, shared by every service: a use case commits once.
     uow = SqlUnitOfWork(session)
@@ -134,6 +140,15 @@ def build_services(
     delivery = DeliveryService(outbox, store, MessageTemplates(), SmsPumpingGuard(store), channels)
     password_policy = PasswordPolicy.load_default()
     legacy = LegacyUpgrade(session, hasher, password_policy, clock, uow=uow)
+    auth = AuthenticationService(uow, users, hasher, throttle)
+    social = SocialService(
+        session,
+        uow,
+        social_providers or {},
+        SqlSocialIdentityStore(session),
+        store,
+        clock,
+    )
     return Services(
         uow=uow,
         store=store,
@@ -145,7 +160,7 @@ def build_services(
         sessions=sessions,
         consents=ConsentService(session, uow, tokens, clock),
         tokens=tokens,
-        auth=AuthenticationService(uow, users, hasher, throttle),
+        auth=auth,
         logout=LogoutService(settings.issuer, sessions, tokens, keys, outbox, uow, clock),
         throttle=throttle,
         health=HealthService(session, uow, store),
@@ -172,6 +187,7 @@ def build_services(
             settings.privacy_version,
             on_confirmed,
             clock,
+            link_social=social.link_in_transaction,
         ),
         recovery=RecoveryService(
             session,
@@ -202,6 +218,17 @@ def build_services(
             linking or _no_linking,
             tokens,
             settings.resources[0] if settings.resources else LINKING_RESOURCE,
+        ),
+        social=social,
+        social_proof=SocialProofService(
+            session,
+            uow,
+            verifier,
+            delivery,
+            auth.authenticate,
+            social.link_in_transaction,
+            settings.issuer,
+            clock,
         ),
     )
 

@@ -34,7 +34,7 @@ from idp.ports import DeliveryFailed, EphemeralStore
 log = logging.getLogger(__name__)
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "web" / "templates" / "messages"
-PURPOSES = ("register", "recover", "change_contact")
+PURPOSES = ("register", "recover", "change_contact", "social_link")
 NOTICES = (
     "contact_in_use",
     "contact_changed",

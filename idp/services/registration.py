@@ -7,11 +7,19 @@
         code_sent --> confirmed: right SMS code
         link_sent --> confirmed: link opened and confirmed by POST
         confirmed --> completed: password chosen, account created (step 3)
+        confirmed --> completed: social sign-up: password optional, the identity linked
         legacy --> completed: legacy password + captcha, account upgraded
 
 A contact already confirmed by another account gets exactly the answer a new one gets; its
 owner is told by a message instead (no account enumeration, checklist item 26). A decoy flow's
 secret is random and never sent, so it can never be confirmed.
+
+A flow may carry two more fields in its payload: ``authorization``, the pending authorization
+request that brought the person (the interaction record: ``params``, ``client_id``,
+``created_at``; resumed once the account exists, so it outlives the interaction's own TTL),
+and ``social``, the identity of a social sign-up (:mod:`idp.services.social`), linked in the
+same transaction that creates the account. The contact is confirmed by our own code or link
+all the same.
 """
 
 from __future__ import annotations
@@ -73,6 +81,7 @@ class RegistrationService:
         privacy_version: str = "2026-01",
         on_confirmed: Callable[[User], None] | None = None,
         clock: Callable[[], float] = time.time,
+        link_social: Callable[[str, dict], object] | None = None,
     ) -> None:
         self._db = session
         self._uow = uow
@@ -87,6 +96,7 @@ class RegistrationService:
         self._privacy = privacy_version
         self._on_confirmed = on_confirmed
         self._clock = clock
+        self._link_social = link_social
 
     def _now(self) -> int:
         return int(self._clock())
@@ -102,6 +112,9 @@ class RegistrationService:
         contact: str,
         accepted: bool,
         address: str,
+        *,
+        social: dict | None = None,
+        authorization: dict | None = None,
     ) -> Started:
         names = {
             "family_name": check_name(family_name, "family_name"),
@@ -115,10 +128,14 @@ class RegistrationService:
             kind, value = parse_login(contact)
         except ValidationError:
             raise ValidationError("enter a mobile number or an e-mail", "contact") from None
+        extra = {"social": social, "authorization": authorization}
+        extra = {k: v for k, v in extra.items() if v}
         with self._uow.transaction():
-            return self._start(names, region, kind, value, address)
+            return self._start(names, region, kind, value, address, extra)
 
-    def _start(self, names: dict, region: str, kind: str, value: str, address: str) -> Started:
+    def _start(
+        self, names: dict, region: str, kind: str, value: str, address: str, extra: dict
+    ) -> Started:
         owner = self._owner(kind, value)
         now = self._now()
         row = Verification(
@@ -132,6 +149,7 @@ class RegistrationService:
                 "terms_version": self._terms,
                 "privacy_version": self._privacy,
                 "accepted_at": now,
+                **extra,
             },
             created_at=now,
             expires_at=now + FLOW_TTL,
@@ -210,15 +228,16 @@ class RegistrationService:
     def confirm_link(self, token: str) -> Verification:
         return self._verifier.check_link(token, "link_sent", "confirmed")
 
-    def complete(self, flow_id: str, password: str) -> User:
-        """Step 2's password, then step 3: the account exists, confirmed, signed in next."""
+    def complete(self, flow_id: str, password: str | None) -> User:
+        """Step 2's password, then step 3: the account exists, confirmed, signed in next.
+        A social sign-up may go without a password (it signs in with its provider)."""
         row = self.get(flow_id)
         check_transition(row.state, "completed")
         p = row.payload
-        self._policy.check(
-            password,
-            [p.get("family_name"), p.get("given_name"), p.get("middle_name"), row.contact_value],
-        )
+        social = p.get("social")
+        if password or not social:
+            personal = [p.get("family_name"), p.get("given_name"), p.get("middle_name")]
+            self._policy.check(password or "", [*personal, row.contact_value])
         now = self._now()
         user = User(
             id=str(uuid.uuid4()),
@@ -230,7 +249,7 @@ class RegistrationService:
             email_verified=row.contact_kind == "email",
             phone=row.contact_value if row.contact_kind == "phone" else None,
             phone_verified=row.contact_kind == "phone",
-            password_hash=self._hasher.hash(password),
+            password_hash=self._hasher.hash(password) if password else None,
             locale="ru",
             status="active",
             terms_version=p["terms_version"],
@@ -245,6 +264,8 @@ class RegistrationService:
                 self._db.add(user)
                 row.state, row.user_id, row.completed_at = "completed", user.id, now
                 self._db.flush()
+                if social and self._link_social is not None:
+                    self._link_social(user.id, social)
         except IntegrityError:
             # Rolled back. Only the contact's unique constraint means "taken meanwhile"; any
             # other failure is ours, and the confirmed flow stays so that the person can retry.

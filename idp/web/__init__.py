@@ -43,6 +43,7 @@ def register_web(app: Flask) -> None:
         recover,
         register,
         security,
+        social,
     )
 
     security.init_app(app)
@@ -59,6 +60,7 @@ def register_web(app: Flask) -> None:
         register,
         recover,
         profile,
+        social,
         legal,
         dev,
     )

@@ -27,12 +27,17 @@ def _signed_in():
 
 
 def _page(user, sso, status=200, **messages):
+    social = services().social
     return render_template(
         "profile/show.html",
         user=user,
         sessions=services().sessions.list_for(user.id),
         current_sid=sso.id,
         changed=request.args.get("changed"),
+        social_linked=social.linked(user.id),
+        social_name=social.display_name,
+        social_message=request.args.get("social_error") or request.args.get("unlinked"),
+        social_just_linked=request.args.get("linked"),
         **messages,
     ), status
 

@@ -12,6 +12,7 @@ from idp.domain.regions import REGIONS
 from idp.ports import DeliveryFailed
 from idp.services.authentication import PASSWORD_ACR
 from idp.services.delivery import SmsRefused, mask_contact
+from idp.services.social import amr_for
 from idp.services.verification import SecretRejected
 from idp.web import client_address, services
 from idp.web.cookies import cookie_name, set_session_cookie
@@ -30,16 +31,23 @@ from idp.web.forms import (
     resend_step,
     secret_error,
 )
+from idp.web.oauth import load_interaction, save_interaction
 
 bp = Blueprint("register", __name__)
 
 DELIVERY_FAILED = lazy_gettext("Не удалось отправить сообщение. Попробуйте позже.")
 
 
+def _social_pending() -> dict | None:
+    """The social sign-up this browser came back with (names and contact to prefill)."""
+    return services().social.pending(session.get("social_pending"))
+
+
 def _step1(form=None, errors=None, status=200, captcha=False):
     """Step 1. A picture is shown when ``captcha`` asks for one, when the policy already
     wants one from this address, or after a wrong answer."""
     form = form or {}
+    social = _social_pending()
     needs = captcha or captcha_needed(None) or bool(errors and "captcha" in errors)
     picture = new_captcha() if needs else None
     throttled, headers = captcha_status(picture)
@@ -50,6 +58,9 @@ def _step1(form=None, errors=None, status=200, captcha=False):
             errors=errors or {},
             regions=REGIONS,
             captcha=picture,
+            social_provider=(
+                services().social.display_name(social["profile"].provider) if social else None
+            ),
         ),
         throttled or status,
         headers,
@@ -58,7 +69,18 @@ def _step1(form=None, errors=None, status=200, captcha=False):
 
 @bp.get("/register")
 def start():
-    return _step1()
+    social = _social_pending()
+    if social is None:
+        return _step1()
+    profile = social["profile"]
+    # Prefilled from the provider; the contact is confirmed by our own code or link all the same.
+    return _step1(
+        {
+            "family_name": profile.family_name or "",
+            "given_name": profile.given_name or "",
+            "contact": profile.phone or profile.email or "",
+        }
+    )
 
 
 @bp.post("/register")
@@ -80,6 +102,7 @@ def submit():
             return _step1(form, status=400, captcha=True)
         if not captcha_ok(form):
             return _step1(form, {"captcha": ERRORS["captcha"]}, 400)
+    social = _social_pending()
     try:
         started = services().registration.start(
             form.get("family_name", ""),
@@ -89,6 +112,9 @@ def submit():
             contact,
             form.get("accept") == "1",
             client_address(),
+            social=services().social.flow_payload(social["profile"]) if social else None,
+            # The portal's request that sent the person to the provider, carried by the flow.
+            authorization=load_interaction(social["interaction"]) if social else None,
         )
     except ValidationError as exc:
         return _step1(form, {exc.field or "contact": ERRORS.get(exc.field or "contact")}, 400)
@@ -100,6 +126,8 @@ def submit():
         return _step1(form, {"contact": str(DELIVERY_FAILED)}, 503)
     if kind == "phone":
         policy.note_sms(value)
+    if social:
+        services().social.drop_pending(session.pop("social_pending", None))
     remember_flow("register", started.flow.id)
     if started.legacy:
         return redirect(url_for("register.legacy"), code=303)
@@ -168,9 +196,12 @@ def password():
             code=303,
         )
     error, status = None, 200
+    social = flow.payload.get("social")
     if request.method == "POST":
+        # A social sign-up may go on without a password: it signs in with its provider.
+        chosen = None if social and request.form.get("skip") else request.form.get("password", "")
         try:
-            user = services().registration.complete(flow.id, request.form.get("password", ""))
+            user = services().registration.complete(flow.id, chosen)
         except ValidationError as exc:
             error, status = password_error(exc), 400
         except Conflict:
@@ -187,7 +218,7 @@ def password():
             forget_flow("register")
             opened = services().sessions.open(
                 user,
-                amr=["pwd"],
+                amr=amr_for(social["provider"]) if social else ["pwd"],
                 acr=PASSWORD_ACR,
                 remember=False,
                 ip=client_address(),
@@ -195,11 +226,20 @@ def password():
                 previous_cookie=request.cookies.get(cookie_name()),
             )
             session.clear()
-            response = redirect(url_for("account.home", welcome="1"), code=303)
+            carried = flow.payload.get("authorization")
+            if carried:
+                # Back to the portal: the authorization endpoint checks the request again.
+                uid = save_interaction(carried)
+                response = redirect(url_for("oauth.resume", uid=uid), code=303)
+            else:
+                response = redirect(url_for("account.home", welcome="1"), code=303)
             set_session_cookie(response, opened)
             return response
     return render_template(
-        "register/password.html", error=error, masked=mask_contact(flow.contact_value)
+        "register/password.html",
+        error=error,
+        masked=mask_contact(flow.contact_value),
+        social=bool(social),
     ), status
 
 
