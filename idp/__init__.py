@@ -104,15 +104,17 @@ def create_app(
     captcha_renderer=None,
     linking=None,
     waker=None,
+    metrics=None,
 ) -> Flask:
-    """Build the app. Tests may pass their own store, senders, notifier and clock. The
-    senders and the notifier are used by the outbox worker (:func:`build_worker`) only."""
+    """Build the app. Tests may pass their own store, senders, notifier, clock and metrics.
+    The senders and the notifier are used by the outbox worker (:func:`build_worker`) only."""
     settings = settings or load_settings()
     if settings.issuer.startswith("http://"):
         # Authlib refuses plain HTTP unless told; load_settings allows it only on loopback.
         os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"
 
     from idp.adapters.logout_http import HttpLogoutNotifier
+    from idp.adapters.metrics import PrometheusMetrics, instrument_pool
     from idp.extensions import csrf, db, migrate
     from idp.oidc.server import OIDCServer
     from idp.services.container import build_services
@@ -154,7 +156,9 @@ def create_app(
         from idp.adapters.captcha_image import ImageCaptchaRenderer
 
         captcha_renderer = ImageCaptchaRenderer()
+    metrics = metrics or PrometheusMetrics()
     with app.app_context():
+        instrument_pool(db.engine)
         services = build_services(
             settings,
             db.session,
@@ -165,11 +169,13 @@ def create_app(
             # "Account confirmed": the seam where the linking service attaches billing accounts.
             on_confirmed=lambda user: app.extensions["idp.linking"].auto_attach(user),
             linking=lambda: app.extensions["idp.linking"],
+            metrics=metrics,
         )
         server = OIDCServer(app, settings, services, store)
     app.extensions["idp.linking"] = linking or _linking(settings, services)
     app.extensions["idp.senders"] = (sms or default_sms, email or default_email, notifier)
     app.extensions["idp.settings"] = settings
+    app.extensions["idp.metrics"] = metrics
     app.extensions["idp.services"] = services
     app.extensions["idp.server"] = server
     register_web(app)
@@ -194,6 +200,7 @@ def build_worker(app: Flask, policy=None, poll: float = 0.5):
         services.channels,
         services.outbox.waker,
         policy=policy,
+        metrics=app.extensions["idp.metrics"],
         poll=poll,
         clock=services.clock,
         thread_context=app.app_context,

@@ -112,6 +112,9 @@ class Settings:
     linking_allow_plaintext: bool = False
     terms_version: str = "2026-01"
     privacy_version: str = "2026-01"
+    # Prometheus exposition on a port of its own (None: off). Log lines: "json" or "text".
+    metrics_port: int | None = None
+    log_format: str = "text"
 
     def __repr__(self) -> str:
         shown = []
@@ -195,6 +198,32 @@ def _linking_transport(env: Mapping[str, str], mode: str) -> dict:
         "linking_tls_key": files["key"],
         "linking_allow_plaintext": plaintext == "true",
     }
+
+
+def metrics_port_of(env: Mapping[str, str]) -> int | None:
+    """IDP_METRICS_PORT: unset → 9100 in production, off elsewhere (a developer's machine
+    runs several copies); empty, ``0`` or ``off`` → off; else a port number. Read on its own
+    too: gunicorn's master serves the metrics of all its workers and builds no app."""
+    mode = env.get("IDP_ENV", "development")
+    raw = env.get("IDP_METRICS_PORT")
+    if raw is None:
+        return 9100 if mode == "production" else None
+    if raw.strip().lower() in ("", "0", "off"):
+        return None
+    port = _int(env, "IDP_METRICS_PORT", 9100)
+    if port > 65535:
+        raise ConfigError(f"IDP_METRICS_PORT must be a port number, got {port}")
+    return port
+
+
+def log_format_of(env: Mapping[str, str]) -> str:
+    """IDP_LOG_FORMAT: ``json`` (one object per line; the default in production) or ``text``.
+    Read on its own too: gunicorn's logger is set up before the app's settings exist."""
+    mode = env.get("IDP_ENV", "development")
+    value = env.get("IDP_LOG_FORMAT") or ("json" if mode == "production" else "text")
+    if value not in ("json", "text"):
+        raise ConfigError(f"IDP_LOG_FORMAT must be json or text, got {value!r}")
+    return value
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -348,6 +377,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         smtp_password=env.get("IDP_SMTP_PASSWORD") or None,
         smtp_security=security,
         mail_from=env.get("IDP_MAIL_FROM", "ЕЛК Ростелеком <no-reply@lk.rt.ru>"),
+        metrics_port=metrics_port_of(env),
+        log_format=log_format_of(env),
         **linking,
     )
     if settings.code_ttl > 600:

@@ -15,7 +15,7 @@ from idp.adapters.sql.tokens import SqlTokenStore
 from idp.adapters.sql.uow import SqlUnitOfWork
 from idp.config import LINKING_RESOURCE, Settings
 from idp.persistence import UnitOfWork
-from idp.ports import CaptchaRenderer, EphemeralStore, LinkingClient, Waker
+from idp.ports import CaptchaRenderer, EphemeralStore, LinkingClient, Metrics, Waker
 from idp.services.authentication import AuthenticationService
 from idp.services.cabinet import CabinetService
 from idp.services.captcha import CaptchaPolicy, CaptchaService
@@ -84,6 +84,7 @@ def build_services(
     clock: Callable[[], float] = time.time,
     on_confirmed: Callable[[User], None] | None = None,
     linking: Callable[[], LinkingClient] | None = None,
+    metrics: Metrics | None = None,
 ) -> Services:
     # One unit of work over the session, shared by every service: a use case commits once.
     uow = SqlUnitOfWork(session)
@@ -126,6 +127,7 @@ def build_services(
         lockout_max=settings.login_lockout_max,
         address_max=settings.address_max_failures,
         address_window=settings.address_window,
+        metrics=metrics,
     )
     verifier = ContactVerifier(session, uow, clock)
     # Every side effect is queued in the caller's transaction; `idp worker` sends it.
@@ -145,7 +147,7 @@ def build_services(
         sessions=sessions,
         consents=ConsentService(session, uow, tokens, clock),
         tokens=tokens,
-        auth=AuthenticationService(uow, users, hasher, throttle),
+        auth=AuthenticationService(uow, users, hasher, throttle, metrics),
         logout=LogoutService(settings.issuer, sessions, tokens, keys, outbox, uow, clock),
         throttle=throttle,
         health=HealthService(session, uow, store),
