@@ -153,7 +153,8 @@ class ObservingInterceptor(grpc.ServerInterceptor):
 # e-mail addresses and phone numbers. UUIDs (account and flow ids) stay readable.
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _SECRETISH = re.compile(
-    rf"(?P<uuid>(?<![\w-]){_UUID}(?![\w-]))"
+    r"(?P<jwt>eyJ[\w-]*\.[\w-]*\.?[\w-]*)"
+    rf"|(?P<uuid>(?<![\w-]){_UUID}(?![\w-]))"
     r"|(?P<email>[\w.%+\-]+@(?P<domain>[\w\-]+(?:\.[\w\-]+)+))"
     r"|(?P<phone>\+\d{10,14}(?!\d)|(?<![\w+])[78]9\d{9}(?!\d))"
     r"|(?P<word>[A-Za-z0-9_\-]{20,})"
@@ -161,6 +162,8 @@ _SECRETISH = re.compile(
 
 
 def _hide(match: re.Match) -> str:
+    if match["jwt"]:
+        return "[redacted]"
     if match["uuid"]:
         return match["uuid"]
     if match["email"]:
