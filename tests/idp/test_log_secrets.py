@@ -180,6 +180,7 @@ def _start_linking(idp_env: dict, tmp_path: Path) -> Server:
         LINKING_SECRET_KEY="linking-log-test-secret-0123456789",
         LINKING_LOG_FORMAT="json",
         LINKING_VAR_DIR=str(tmp_path),
+        LINKING_METRICS_PORT=str(_free_port()),
     )
     subprocess.run(
         [sys.executable, "-m", "linking_service.cli", "db", "upgrade"],
@@ -192,6 +193,7 @@ def _start_linking(idp_env: dict, tmp_path: Path) -> Server:
     server = Server("linking", env, port, tmp_path / "linking.log")
     server.wait_listening(port)
     server.target = f"127.0.0.1:{port}"
+    server.metrics = f"http://127.0.0.1:{env['LINKING_METRICS_PORT']}/metrics"
     return server
 
 
@@ -388,6 +390,8 @@ def test_no_secret_or_contact_in_any_log_line(server):
     live, proc = server
     used = [SECRET, SMS_PASSWORD, SMS_TOKEN, SMTP_PASSWORD]
     drive_every_flow(live, used)
+    if proc.companions[1:]:
+        _check_linking_metrics(proc.companions[1].metrics)
     log = proc.stop()
 
     leaks = sorted(
@@ -425,3 +429,13 @@ def _check_json_lines(proc: Server, log: str) -> None:
     rpcs = [x for x in linking_lines if x["logger"] == "linking_service.access"]
     assert any("/AutoAttach" in x["message"] for x in rpcs), rpcs
     assert any(x["request_id"] in idp_ids for x in rpcs), (rpcs[:3], sorted(idp_ids)[:3])
+
+
+def _check_linking_metrics(url: str) -> None:
+    """The linking service's own metrics port (LINKING_METRICS_PORT) after those RPCs."""
+    from tests.metrics_support import scrape, value
+
+    text = scrape(url)
+    auto = "/elk.linking.v1.LinkingService/AutoAttach"
+    assert value(text, "linking_grpc_requests_total", method=auto) >= 1
+    assert value(text, "linking_jwks_refreshes_total", result="ok") >= 1
