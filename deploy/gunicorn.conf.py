@@ -54,6 +54,12 @@ def when_ready(server):
         serve_metrics(port)
 
 
+def post_fork(server, worker):
+    from idp.adapters.metrics import close_inherited_servers
+
+    close_inherited_servers()
+
+
 def child_exit(server, worker):
     from idp.adapters.metrics import mark_process_dead
 

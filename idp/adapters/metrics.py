@@ -142,6 +142,9 @@ def exposition_registry() -> CollectorRegistry | None:
     return registry
 
 
+_servers: list = []
+
+
 def serve_metrics(port: int, host: str = "0.0.0.0") -> int:  # noqa: S104 - a pod's own port
     """Serve ``/metrics`` on its own port (never the public one); the port bound."""
     registry = exposition_registry()
@@ -149,9 +152,17 @@ def serve_metrics(port: int, host: str = "0.0.0.0") -> int:  # noqa: S104 - a po
         server, _thread = start_http_server(port, addr=host)
     else:
         server, _thread = start_http_server(port, addr=host, registry=registry)
+    _servers.append(server)
     bound = server.server_address[1]
     log.info("metrics on %s:%s/metrics", host, bound)
     return bound
+
+
+def close_inherited_servers() -> None:
+    """gunicorn's ``post_fork``: a worker does not keep the master's metrics socket open
+    (only the master serves it; a copy in a worker would hold the port after the master)."""
+    while _servers:
+        _servers.pop().socket.close()
 
 
 def mark_process_dead(pid: int) -> None:

@@ -126,3 +126,39 @@ def test_request_id_kept_when_sane_replaced_when_not(live):
         assert got != bad and uuid.UUID(got)
     fresh = requests.get(f"{live.url}/no-such-page", timeout=10).headers["X-Request-Id"]
     assert uuid.UUID(fresh)
+
+
+def test_metrics_port_and_log_format_settings():
+    import pytest
+
+    from idp.config import ConfigError, load_settings, log_format_of, metrics_port_of
+
+    assert metrics_port_of({}) is None  # a developer's machine runs several copies
+    assert metrics_port_of({"IDP_ENV": "production"}) == 9100
+    for off in ("", "0", "off", "OFF"):
+        assert metrics_port_of({"IDP_ENV": "production", "IDP_METRICS_PORT": off}) is None
+    assert metrics_port_of({"IDP_METRICS_PORT": "9200"}) == 9200
+    for bad in ("abc", "-1", "70000"):
+        with pytest.raises(ConfigError, match="IDP_METRICS_PORT"):
+            metrics_port_of({"IDP_METRICS_PORT": bad})
+    assert log_format_of({}) == "text"
+    assert log_format_of({"IDP_ENV": "production"}) == "json"
+    assert log_format_of({"IDP_ENV": "production", "IDP_LOG_FORMAT": "text"}) == "text"
+    with pytest.raises(ConfigError, match="IDP_LOG_FORMAT"):
+        load_settings({"IDP_LOG_FORMAT": "xml", "IDP_SECRET_KEY": "x" * 40})
+
+
+def test_linking_metrics_port_and_log_format_settings(tmp_path):
+    import pytest
+
+    from linking_service.config import ConfigError, load_settings
+
+    base = {"LINKING_VAR_DIR": str(tmp_path), "LINKING_SECRET_KEY": "s" * 32}
+    dev = load_settings(base)
+    assert dev.metrics_port is None and dev.log_format == "text"
+    chosen = load_settings({**base, "LINKING_METRICS_PORT": "9301", "LINKING_LOG_FORMAT": "json"})
+    assert chosen.metrics_port == 9301 and chosen.log_format == "json"
+    assert load_settings({**base, "LINKING_METRICS_PORT": "off"}).metrics_port is None
+    for name, bad in (("LINKING_METRICS_PORT", "x"), ("LINKING_LOG_FORMAT", "xml")):
+        with pytest.raises(ConfigError, match=name):
+            load_settings({**base, name: bad})
