@@ -23,6 +23,7 @@ from grpc_status import rpc_status
 from elk_common.logjson import METADATA_KEY, current_request_id, new_request_id
 from elk_proto.linking.v1 import linking_pb2 as pb
 from elk_proto.linking.v1 import linking_pb2_grpc as pb_grpc
+from idp.adapters.metrics import ObservedLinkingCalls
 from idp.domain import linking as dom
 from idp.domain.errors import LinkingFailed
 
@@ -135,7 +136,10 @@ class GrpcLinkingClient:
             if credentials is not None
             else grpc.insecure_channel(target)
         )
-        self._stub = pb_grpc.LinkingServiceStub(self._channel)
+        # Counted at this edge (idp_linking_calls_total); the stream of events is a long poll.
+        self._stub = pb_grpc.LinkingServiceStub(
+            grpc.intercept_channel(self._channel, ObservedLinkingCalls())
+        )
         self._mint = mint_token
         self._timeout = timeout
         self._stream = None  # the events call in flight

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
+import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client import multiprocess as mp
 
@@ -74,6 +76,18 @@ POOL_SIZE = Gauge(
     multiprocess_mode="livesum",
 )
 
+LINKING_CALLS = Counter(
+    "idp_linking_calls",
+    "Unary calls from the IdP to the linking service, by method and status code.",
+    ("method", "code"),
+)
+LINKING_LATENCY = Histogram(
+    "idp_linking_call_duration_seconds",
+    "Time the IdP waited for the linking service, by method and status code.",
+    ("method", "code"),
+    buckets=LATENCY_BUCKETS,
+)
+
 GRANT_TYPES = frozenset(
     {
         "authorization_code",
@@ -105,6 +119,21 @@ class PrometheusMetrics:
 
     def token_issued(self, grant_type: str) -> None:
         TOKENS_ISSUED.labels(grant_type if grant_type in GRANT_TYPES else "other").inc()
+
+
+class ObservedLinkingCalls(grpc.UnaryUnaryClientInterceptor):
+    """Counts the IdP's unary calls to the linking service and their latency: the IdP's own
+    view of that dependency (an outage shows as ``UNAVAILABLE`` here)."""
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        started = time.perf_counter()
+        outcome = continuation(client_call_details, request)
+        code = outcome.code()  # waits for the call to end; an error is returned, not raised
+        name = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+        labels = (client_call_details.method, name)
+        LINKING_CALLS.labels(*labels).inc()
+        LINKING_LATENCY.labels(*labels).observe(time.perf_counter() - started)
+        return outcome
 
 
 def observe_request(endpoint: str, method: str, status: int, seconds: float) -> None:

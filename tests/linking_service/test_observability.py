@@ -88,6 +88,8 @@ def test_the_idps_request_id_reaches_the_linking_services_log(linking, json_line
             return live.services.tokens.service_token("linking:auto", AUDIENCE)
 
     client = GrpcLinkingClient(linking.target, mint)
+    url = in_process_endpoint()
+    calls = value(scrape(url), "idp_linking_calls_total", method=AUTO)
     token = bind_request_id(request_id)
     try:
         with live.ctx():
@@ -98,6 +100,8 @@ def test_the_idps_request_id_reaches_the_linking_services_log(linking, json_line
     finally:
         reset_request_id(token)
         client.close()
+    # The IdP counted its side of the call too.
+    assert value(scrape(url), "idp_linking_calls_total", method=AUTO) - calls == 1
     lines = [json.loads(line) for line in json_lines.getvalue().splitlines() if line]
     access = [line for line in lines if line["logger"] == "linking_service.access"]
     assert any(
