@@ -24,3 +24,43 @@ errorlog = "-"
 # and the app's own loggers write through the same filter. Keep it when changing the format.
 logger_class = "idp.logging_setup.GunicornLogger"
 forwarded_allow_ips = os.environ.get("IDP_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# --- metrics -------------------------------------------------------------------------------
+# Each worker is a process: prometheus_client writes its samples to files in
+# PROMETHEUS_MULTIPROC_DIR (set here, before any worker imports it), and the master serves the
+# sum of all of them on IDP_METRICS_PORT (9100 in production; never the public port). A dead
+# worker's live gauges are dropped in child_exit. The directory is emptied at start: files of
+# a previous run would count twice.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="idp-metrics-")
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+
+def on_starting(server):
+    import glob
+
+    for path in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
+        os.remove(path)
+
+
+def when_ready(server):
+    from idp.adapters.metrics import serve_metrics
+    from idp.config import metrics_port_of
+
+    port = metrics_port_of(os.environ)
+    if port is not None:
+        serve_metrics(port)
+
+
+def post_fork(server, worker):
+    from idp.adapters.metrics import close_inherited_servers
+
+    close_inherited_servers()
+
+
+def child_exit(server, worker):
+    from idp.adapters.metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)

@@ -105,9 +105,10 @@ def create_app(
     linking=None,
     waker=None,
     social_providers=None,
+    metrics=None,
 ) -> Flask:
-    """Build the app. Tests may pass their own store, senders, notifier, clock and social
-    providers (by name). The senders and the notifier are used by the outbox worker
+    """Build the app. Tests may pass their own store, senders, notifier, clock, metrics and
+    social providers (by name). The senders and the notifier are used by the outbox worker
     (:func:`build_worker`) only."""
     settings = settings or load_settings()
     if settings.issuer.startswith("http://"):
@@ -115,6 +116,7 @@ def create_app(
         os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"
 
     from idp.adapters.logout_http import HttpLogoutNotifier
+    from idp.adapters.metrics import PrometheusMetrics, instrument_pool
     from idp.adapters.social import build_social_providers
     from idp.extensions import csrf, db, migrate
     from idp.oidc.server import OIDCServer
@@ -157,7 +159,9 @@ def create_app(
         from idp.adapters.captcha_image import ImageCaptchaRenderer
 
         captcha_renderer = ImageCaptchaRenderer()
+    metrics = metrics or PrometheusMetrics()
     with app.app_context():
+        instrument_pool(db.engine)
         services = build_services(
             settings,
             db.session,
@@ -171,11 +175,13 @@ def create_app(
             social_providers=(
                 build_social_providers(settings) if social_providers is None else social_providers
             ),
+            metrics=metrics,
         )
         server = OIDCServer(app, settings, services, store)
     app.extensions["idp.linking"] = linking or _linking(settings, services)
     app.extensions["idp.senders"] = (sms or default_sms, email or default_email, notifier)
     app.extensions["idp.settings"] = settings
+    app.extensions["idp.metrics"] = metrics
     app.extensions["idp.services"] = services
     app.extensions["idp.server"] = server
     register_web(app)
@@ -200,6 +206,7 @@ def build_worker(app: Flask, policy=None, poll: float = 0.5):
         services.channels,
         services.outbox.waker,
         policy=policy,
+        metrics=app.extensions["idp.metrics"],
         poll=poll,
         clock=services.clock,
         thread_context=app.app_context,

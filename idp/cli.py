@@ -17,13 +17,32 @@ from idp.legacy_cli import legacy
 SERVE_STOP_DEADLINE = 5.0
 
 
-def _app():
+def _settings():
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+
+
+def _app(settings=None):
     from idp import create_app
 
     try:
-        return create_app(load_settings())
+        return create_app(settings or load_settings())
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
+
+
+def _serve_metrics(settings) -> None:
+    """This process's own ``/metrics`` on IDP_METRICS_PORT, when set."""
+    if settings.metrics_port is None:
+        return
+    from idp.adapters.metrics import serve_metrics
+
+    try:
+        serve_metrics(settings.metrics_port)
+    except OSError as exc:
+        raise click.ClickException(f"IDP_METRICS_PORT {settings.metrics_port}: {exc}") from None
 
 
 def _fail(exc: IdpError) -> click.ClickException:
@@ -265,9 +284,11 @@ def linking_events(once: bool, wait: float) -> None:
     from idp.services.link_events import TRANSIENT, LinkEventNotifier
     from idp.shutdown import StopSignal
 
-    configure_logging()  # a deployed process: its warnings go through the redacting filter
+    settings = _settings()
+    # A deployed process: its warnings go through the redacting filter.
+    configure_logging(log_format=settings.log_format)
     stop = StopSignal()
-    app = _app()
+    app = _app(settings)
     client = app.extensions["idp.linking"]
     if not isinstance(client, GrpcLinkingClient):
         raise click.ClickException("IDP_LINKING_TARGET is not set")
@@ -335,15 +356,18 @@ def worker(once: bool, poll: float, max_attempts: int, backoff: float) -> None:
     from idp.services.outbox_worker import RetryPolicy
     from idp.shutdown import StopSignal, exit_after
 
-    configure_logging()  # a deployed process: its warnings go through the redacting filter
+    settings = _settings()
+    # A deployed process: its warnings go through the redacting filter.
+    configure_logging(log_format=settings.log_format)
     stop = StopSignal()  # the handler only records; a lane finishes the row it is sending
-    app = _app()
+    app = _app(settings)
     policy = RetryPolicy(max_attempts=max_attempts, backoff=backoff)
     outbox = build_worker(app, policy=policy, poll=poll)
     if once:
         with app.app_context():
             click.echo(json.dumps({"handled": outbox.run_once()}))
         return
+    _serve_metrics(settings)  # its own: deliveries, codes sent, the outbox's lag
     click.echo(f"outbox worker started (poll {poll}s)", err=True)
     threading.Thread(target=_exit_when_stopped, args=(stop, exit_after), daemon=True).start()
     outbox.run(stop)
@@ -373,9 +397,12 @@ def serve(host: str, port: int) -> None:
     from idp.shutdown import StopSignal, exit_after
 
     stop = StopSignal()
+    settings = _settings()
     # Before the app exists, so Flask finds a (redacting) handler and adds none of its own.
-    configure_logging()
-    server = make_server(host, port, _app(), threaded=True, request_handler=RedactingRequestHandler)
+    configure_logging(log_format=settings.log_format)
+    app = _app(settings)
+    server = make_server(host, port, app, threaded=True, request_handler=RedactingRequestHandler)
+    _serve_metrics(settings)
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     click.echo(f" * IdP serving on http://{host}:{server.port}", err=True)
     stop.wait()

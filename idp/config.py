@@ -151,6 +151,9 @@ class Settings:
     # the timeout of each call to a provider, seconds.
     social: tuple[SocialProviderSettings, ...] = ()
     social_timeout: float = 5.0
+    # Prometheus exposition on a port of its own (None: off). Log lines: "json" or "text".
+    metrics_port: int | None = None
+    log_format: str = "text"
 
     def __repr__(self) -> str:
         shown = []
@@ -237,6 +240,32 @@ def _linking_transport(env: Mapping[str, str], mode: str) -> dict:
         "linking_tls_key": files["key"],
         "linking_allow_plaintext": plaintext == "true",
     }
+
+
+def metrics_port_of(env: Mapping[str, str]) -> int | None:
+    """IDP_METRICS_PORT: unset → 9100 in production, off elsewhere (a developer's machine
+    runs several copies); empty, ``0`` or ``off`` → off; else a port number. Read on its own
+    too: gunicorn's master serves the metrics of all its workers and builds no app."""
+    mode = env.get("IDP_ENV", "development")
+    raw = env.get("IDP_METRICS_PORT")
+    if raw is None:
+        return 9100 if mode == "production" else None
+    if raw.strip().lower() in ("", "0", "off"):
+        return None
+    port = _int(env, "IDP_METRICS_PORT", 9100)
+    if port > 65535:
+        raise ConfigError(f"IDP_METRICS_PORT must be a port number, got {port}")
+    return port
+
+
+def log_format_of(env: Mapping[str, str]) -> str:
+    """IDP_LOG_FORMAT: ``json`` (one object per line; the default in production) or ``text``.
+    Read on its own too: gunicorn's logger is set up before the app's settings exist."""
+    mode = env.get("IDP_ENV", "development")
+    value = env.get("IDP_LOG_FORMAT") or ("json" if mode == "production" else "text")
+    if value not in ("json", "text"):
+        raise ConfigError(f"IDP_LOG_FORMAT must be json or text, got {value!r}")
+    return value
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -392,6 +421,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         mail_from=env.get("IDP_MAIL_FROM", "ЕЛК Ростелеком <no-reply@lk.rt.ru>"),
         social=_social(env, mode),
         social_timeout=_seconds(env, "IDP_SOCIAL_TIMEOUT", 5.0),
+        metrics_port=metrics_port_of(env),
+        log_format=log_format_of(env),
         **linking,
     )
     if settings.code_ttl > 600:
@@ -521,7 +552,9 @@ ENV_VARS: tuple[str, ...] = (
     "IDP_LOGIN_LOCKOUT_BASE",
     "IDP_LOGIN_LOCKOUT_MAX",
     "IDP_LOGIN_MAX_FAILURES",
+    "IDP_LOG_FORMAT",
     "IDP_MAIL_FROM",
+    "IDP_METRICS_PORT",
     "IDP_REDIS_PREFIX",
     "IDP_REDIS_URL",
     "IDP_REFRESH_TOKEN_TTL",

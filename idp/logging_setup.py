@@ -5,16 +5,22 @@
   logger (the app's own loggers, Flask's included) write through a ``RedactingFilter``.
 * :class:`RedactingRequestHandler` — werkzeug's development server (``idp serve``, which
   ``make run`` starts) logging a redacted request line.
+
+With ``IDP_LOG_FORMAT=json`` (production's default) every line is one JSON object, the access
+lines included, each with the request id the response carried (``X-Request-Id``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 from gunicorn.glogging import Logger, SafeAtoms
 from werkzeug.serving import WSGIRequestHandler
 
-from idp.logredact import REDACTED, protect, redact_target, redact_text
+from elk_common.logjson import HEADER, bind_request_id, reset_request_id
+from idp.config import log_format_of
+from idp.logredact import REDACTED, formatter, protect, redact_target, redact_text
 
 # Atoms never printed at all: credentials and session cookies (request and response headers,
 # their environ twins).
@@ -55,13 +61,43 @@ class GunicornLogger(Logger):
             # Libraries speak at WARNING; our own loggers ("idp", "idp.*") at gunicorn's level.
             root.setLevel(max(self.loglevel, logging.WARNING))
             logging.getLogger("idp").setLevel(self.loglevel)
+        if log_format_of(os.environ) == "json":
+            for handler in self.error_log.handlers + self.access_log.handlers:
+                handler.setFormatter(formatter("json"))
         protect(self.error_log, self.access_log, root)
+
+    def access(self, resp, req, environ, request_time) -> None:
+        """The access line, carrying the request id of the response it describes."""
+        request_id = next(
+            (value for name, value in resp.headers if name.lower() == HEADER.lower()), None
+        )
+        token = bind_request_id(request_id)
+        try:
+            super().access(resp, req, environ, request_time)
+        finally:
+            reset_request_id(token)
 
 
 class RedactingRequestHandler(WSGIRequestHandler):
-    """werkzeug's request handler whose request-log line has no secret in it."""
+    """werkzeug's request handler whose request-log line has no secret in it, and carries
+    the request id of the response."""
+
+    _request_id: str | None = None
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == HEADER.lower():
+            self._request_id = value
+        super().send_header(keyword, value)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        token = bind_request_id(self._request_id)
+        try:
+            self._log_request(code, size)
+        finally:
+            reset_request_id(token)
+            self._request_id = None
+
+    def _log_request(self, code: int | str, size: int | str) -> None:
         try:
             line = f"{self.command} {redact_target(self.path)} {self.request_version}"
         except AttributeError:  # a request line too bad to parse

@@ -180,15 +180,27 @@ def protect(*loggers: logging.Logger) -> None:
                 handler.addFilter(RedactingFilter())
 
 
-def configure_logging(level: int = logging.INFO, stream=None) -> logging.Handler:
+def formatter(log_format: str) -> logging.Formatter:
+    """``json``: one object per line with the request id (:mod:`elk_common.logjson`);
+    ``text``: a plain line."""
+    if log_format == "json":
+        from elk_common.logjson import JsonFormatter
+
+        return JsonFormatter("idp")
+    return logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def configure_logging(
+    level: int = logging.INFO, stream=None, log_format: str = "text"
+) -> logging.Handler:
     """Give the root logger one redacting handler (``idp serve``, the CLI).
 
     A root handler also keeps Flask from adding its own, which writes to ``wsgi.errors``
-    around every filter.
+    around every filter. The filter runs before the formatter: JSON lines are redacted too.
     """
     root = logging.getLogger()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter(log_format))
     root.addHandler(handler)
     # Libraries speak at WARNING; our own loggers and werkzeug's request log at ``level``.
     root.setLevel(max(level, logging.WARNING))

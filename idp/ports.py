@@ -194,3 +194,35 @@ class SocialProvider(Protocol):
         ``device_id``…) → the code exchanged and the profile fetched and normalised. Provider
         errors in ``params`` (the person denied access) raise ``SocialError("denied")``."""
         ...
+
+
+class Metrics(Protocol):
+    """What the use cases count for operators (exposed to Prometheus by
+    :class:`idp.adapters.metrics.PrometheusMetrics`; recorded by its twin in tests). Labels are
+    small closed sets, never a person, a client's free text or a path."""
+
+    def sign_in(self, method: str, result: str) -> None:
+        """A sign-in attempt: ``method`` (``password``…), ``result`` (``success``,
+        ``failure``, ``locked``, ``throttled``)."""
+        ...
+
+    def lockout(self) -> None:
+        """An account was locked after too many failed sign-ins."""
+        ...
+
+    def code_sent(self, channel: str) -> None:
+        """A one-time code (``sms``) or link (``email``) was handed to the gateway."""
+        ...
+
+    def delivery(self, kind: str, outcome: str) -> None:
+        """An outbox row's send: ``kind`` (``sms``, ``email``, ``logout``), ``outcome``
+        (``sent``, ``retry``, ``dead``)."""
+        ...
+
+    def outbox_backlog(self, lane: str, pending: int, oldest_age: float) -> None:
+        """Pending outbox rows of a worker lane and the age of the oldest, seconds."""
+        ...
+
+    def token_issued(self, grant_type: str) -> None:
+        """The token endpoint answered 200 for ``grant_type``."""
+        ...

@@ -86,7 +86,9 @@ class TokenVerifier:
         clock: Callable[[], float] = time.time,
         leeway: int = 30,
         max_stale: int = 24 * 3600,
+        on_refresh: Callable[[bool], None] = lambda ok: None,
     ) -> None:
+        """``on_refresh(ok)`` is told of every fetch of the keys (the metrics count them)."""
         unknown = sorted(set(allowed_algs) - set(ALG_KEYS))
         if not allowed_algs or unknown:
             raise ValueError(f"only asymmetric JWS algorithms can be allowed, not {unknown}")
@@ -97,6 +99,7 @@ class TokenVerifier:
         self._http = http or requests.Session()
         self._ttl, self._interval, self._timeout = cache_ttl, refresh_interval, timeout
         self._clock, self._leeway, self._max_stale = clock, leeway, max_stale
+        self._on_refresh = on_refresh
         self._lock = threading.Lock()
         self._keys: dict[str, tuple[Key, dict]] = {}  # replaced whole, never mutated
         self._keys_at: float | None = None
@@ -189,8 +192,10 @@ class TokenVerifier:
             # a document that does not parse. Anything else is our bug: it reaches verify(),
             # which logs it with its traceback and refuses the token.
             log.warning("cannot refresh the IdP's keys (%s); %d cached", exc, len(self._keys))
+            self._on_refresh(False)
             return
         self._keys, self._keys_at = keys, now
+        self._on_refresh(True)
 
     def _discover(self) -> str:
         # OIDC Discovery §4.1 (drop a trailing "/"), §4.3 and RFC 8414 §3.3: the document must

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import click
@@ -44,16 +43,22 @@ def serve() -> None:
     """Serve gRPC on LINKING_LISTEN (127.0.0.1:50051) until SIGTERM or SIGINT, then drain
     for at most LINKING_SHUTDOWN_GRACE seconds (10)."""
     from linking_service.adapters.sql.db import SchemaBehind
+    from linking_service.observability import configure_logging, serve_metrics
     from linking_service.server import build
     from linking_service.shutdown import StopSignal
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     stop = StopSignal()
     settings = _settings()
+    configure_logging(settings.log_format)
     try:
         server = build(settings)
     except SchemaBehind as exc:
         raise click.ClickException(str(exc)) from None
+    if settings.metrics_port is not None:
+        try:
+            serve_metrics(settings.metrics_port)
+        except OSError as exc:
+            raise click.ClickException(f"LINKING_METRICS_PORT: {exc}") from None
     transport = "TLS" if settings.tls_cert else "plaintext"
     click.echo(f"linking service on {settings.listen} ({transport}; IdP {settings.idp_issuer})")
     server.serve_until_signalled(settings.shutdown_grace, stop)

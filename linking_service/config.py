@@ -52,6 +52,9 @@ class LinkingSettings:
     identity_max_flows: int = 30
     shutdown_grace: float = 10.0
     events_poll_interval: float = 0.5
+    # Prometheus exposition on a port of its own (None: off). Log lines: "json" or "text".
+    metrics_port: int | None = None
+    log_format: str = "text"
 
     def with_(self, **changes) -> LinkingSettings:
         return replace(self, **changes)
@@ -102,6 +105,27 @@ def _tls_file(env: Mapping[str, str], name: str) -> Path | None:
     if not path.is_file():
         raise ConfigError(f"{name}: no such file {raw!r}")
     return path
+
+
+def _metrics_port(env: Mapping[str, str], production: bool) -> int | None:
+    """LINKING_METRICS_PORT: unset → 9101 in production, off in development; empty, ``0``
+    or ``off`` → off; else a port number."""
+    raw = env.get("LINKING_METRICS_PORT")
+    if raw is None:
+        return 9101 if production else None
+    if raw.strip().lower() in ("", "0", "off"):
+        return None
+    port = _int(env, "LINKING_METRICS_PORT", 9101)
+    if port > 65535:
+        raise ConfigError(f"LINKING_METRICS_PORT must be a port number, got {port}")
+    return port
+
+
+def _log_format(env: Mapping[str, str], production: bool) -> str:
+    value = env.get("LINKING_LOG_FORMAT") or ("json" if production else "text")
+    if value not in ("json", "text"):
+        raise ConfigError(f"LINKING_LOG_FORMAT must be json or text, got {value!r}")
+    return value
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> LinkingSettings:
@@ -159,6 +183,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> LinkingSettings:
     if not algs:
         raise ConfigError("LINKING_ALLOWED_ALGS must name at least one algorithm")
     return LinkingSettings(
+        metrics_port=_metrics_port(env, production),
+        log_format=_log_format(env, production),
         database_url=url,
         secret_key=secret,
         env=mode,
@@ -200,7 +226,9 @@ ENV_VARS: tuple[str, ...] = (
     "LINKING_JWKS_REFRESH_INTERVAL",
     "LINKING_LISTEN",
     "LINKING_LOGIN_MAX_FAILURES",
+    "LINKING_LOG_FORMAT",
     "LINKING_MAX_MESSAGE_BYTES",
+    "LINKING_METRICS_PORT",
     "LINKING_REFLECTION",
     "LINKING_SECRET_KEY",
     "LINKING_SHUTDOWN_GRACE",

@@ -22,6 +22,11 @@ from linking_service.attachment import AttachmentService
 from linking_service.auth import TokenVerifier
 from linking_service.config import LinkingSettings
 from linking_service.interceptors import AuthInterceptor
+from linking_service.observability import (
+    ObservingInterceptor,
+    instrument_pool,
+    jwks_refreshed,
+)
 from linking_service.service import LinkingService
 from linking_service.servicer import LinkingServicer
 from linking_service.shutdown import StopSignal, exit_after
@@ -72,6 +77,7 @@ def build(
     except BaseException:
         engine.dispose()
         raise
+    instrument_pool(engine)
     sessions = make_sessions(engine)
     if directory is None:
         from linking_service.adapters.billing_sql import SqlBillingDirectory
@@ -85,6 +91,7 @@ def build(
             cache_ttl=settings.jwks_cache_ttl,
             refresh_interval=settings.jwks_refresh_interval,
             timeout=settings.idp_timeout,
+            on_refresh=jwks_refreshed,
         )
     service = LinkingService(sessions, directory, settings, clock)
     flows = AttachmentService(sessions, directory, settings, clock)
@@ -96,7 +103,8 @@ def build(
     )
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers),
-        interceptors=[AuthInterceptor(verifier)],
+        # Outermost first: every RPC is counted and carries its request id, refused ones too.
+        interceptors=[ObservingInterceptor(), AuthInterceptor(verifier)],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),

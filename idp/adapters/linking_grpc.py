@@ -20,8 +20,10 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from elk_common.logjson import METADATA_KEY, current_request_id, new_request_id
 from elk_proto.linking.v1 import linking_pb2 as pb
 from elk_proto.linking.v1 import linking_pb2_grpc as pb_grpc
+from idp.adapters.metrics import ObservedLinkingCalls
 from idp.domain import linking as dom
 from idp.domain.errors import LinkingFailed
 
@@ -114,6 +116,13 @@ def tls_credentials(
     )
 
 
+def _metadata(token: str) -> tuple[tuple[str, str], ...]:
+    """The bearer token, and the request id of the HTTP request (or job) on whose behalf
+    the call is made, so that the linking service's log lines of the RPC carry it too."""
+    request_id = current_request_id() or new_request_id()
+    return (("authorization", f"Bearer {token}"), (METADATA_KEY, request_id))
+
+
 class GrpcLinkingClient:
     def __init__(
         self,
@@ -127,7 +136,10 @@ class GrpcLinkingClient:
             if credentials is not None
             else grpc.insecure_channel(target)
         )
-        self._stub = pb_grpc.LinkingServiceStub(self._channel)
+        # Counted at this edge (idp_linking_calls_total); the stream of events is a long poll.
+        self._stub = pb_grpc.LinkingServiceStub(
+            grpc.intercept_channel(self._channel, ObservedLinkingCalls())
+        )
         self._mint = mint_token
         self._timeout = timeout
         self._stream = None  # the events call in flight
@@ -149,7 +161,7 @@ class GrpcLinkingClient:
             response = self._stub.AutoAttach(
                 request,
                 timeout=self._timeout,
-                metadata=(("authorization", f"Bearer {self._mint()}"),),
+                metadata=_metadata(self._mint()),
             )
         except grpc.RpcError as exc:
             log.warning("automatic attachment for %s failed: %s", user.id, exc.code())
@@ -163,7 +175,7 @@ class GrpcLinkingClient:
             return getattr(self._stub, method)(
                 request,
                 timeout=self._timeout,
-                metadata=(("authorization", f"Bearer {token}"),),
+                metadata=_metadata(token),
             )
         except grpc.RpcError as exc:
             error = linking_error(exc)
@@ -247,7 +259,7 @@ class GrpcLinkingClient:
         stream = self._stub.StreamEvents(
             pb.StreamEventsRequest(cursor=cursor),
             timeout=wait,
-            metadata=(("authorization", f"Bearer {self._mint()}"),),
+            metadata=_metadata(self._mint()),
         )
         self._stream = stream
         if self._stopped:  # stop_events() ran before it could see this call

@@ -6,9 +6,11 @@ which happened (OWASP Authentication Cheat Sheet; checklist item 29).
 
 from __future__ import annotations
 
+from idp.adapters.metrics_twin import NullMetrics
 from idp.adapters.sql.models import User
-from idp.domain.errors import AuthenticationFailed
+from idp.domain.errors import AuthenticationFailed, Throttled
 from idp.persistence import UnitOfWork
+from idp.ports import Metrics
 from idp.services.passwords import PasswordHasher
 from idp.services.throttle import LoginThrottle
 from idp.services.users import UserService
@@ -23,25 +25,34 @@ class AuthenticationService:
         users: UserService,
         hasher: PasswordHasher,
         throttle: LoginThrottle,
+        metrics: Metrics | None = None,
     ) -> None:
         self._uow = uow
         self._users = users
         self._hasher = hasher
         self._throttle = throttle
+        self._metrics = metrics or NullMetrics()
 
     def authenticate(self, login: str, password: str, address: str) -> User:
-        self._throttle.check_address(address)
+        try:
+            self._throttle.check_address(address)
+        except Throttled:
+            self._metrics.sign_in("password", "throttled")
+            raise
         login = (login or "")[:254]
         user = self._users.find_by_login(login)
         account = f"user:{user.id}" if user else f"login:{login.strip().lower()}"
         if not self._throttle.admit(account):
             self._hasher.verify(None, password)
             self._throttle.failed(address)
+            self._metrics.sign_in("password", "locked")
             raise AuthenticationFailed("locked")
         if not self._hasher.verify(user.password_hash if user else None, password):
             self._throttle.failed(address)
+            self._metrics.sign_in("password", "failure")
             raise AuthenticationFailed("bad credentials")
         self._throttle.succeeded(account)
+        self._metrics.sign_in("password", "success")
         if self._hasher.needs_rehash(user.password_hash):
             with self._uow.transaction():
                 user.password_hash = self._hasher.hash(password)

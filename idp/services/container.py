@@ -16,7 +16,14 @@ from idp.adapters.sql.tokens import SqlTokenStore
 from idp.adapters.sql.uow import SqlUnitOfWork
 from idp.config import LINKING_RESOURCE, Settings
 from idp.persistence import UnitOfWork
-from idp.ports import CaptchaRenderer, EphemeralStore, LinkingClient, SocialProvider, Waker
+from idp.ports import (
+    CaptchaRenderer,
+    EphemeralStore,
+    LinkingClient,
+    Metrics,
+    SocialProvider,
+    Waker,
+)
 from idp.services.authentication import AuthenticationService
 from idp.services.cabinet import CabinetService
 from idp.services.captcha import CaptchaPolicy, CaptchaService
@@ -90,6 +97,7 @@ def build_services(
     on_confirmed: Callable[[User], None] | None = None,
     linking: Callable[[], LinkingClient] | None = None,
     social_providers: dict[str, SocialProvider] | None = None,
+    metrics: Metrics | None = None,
 ) -> Services:
     # One unit of work over the session, shared by every service: a use case commits once.
     uow = SqlUnitOfWork(session)
@@ -132,6 +140,7 @@ def build_services(
         lockout_max=settings.login_lockout_max,
         address_max=settings.address_max_failures,
         address_window=settings.address_window,
+        metrics=metrics,
     )
     verifier = ContactVerifier(session, uow, clock)
     # Every side effect is queued in the caller's transaction; `idp worker` sends it.
@@ -140,7 +149,7 @@ def build_services(
     delivery = DeliveryService(outbox, store, MessageTemplates(), SmsPumpingGuard(store), channels)
     password_policy = PasswordPolicy.load_default()
     legacy = LegacyUpgrade(session, hasher, password_policy, clock, uow=uow)
-    auth = AuthenticationService(uow, users, hasher, throttle)
+    auth = AuthenticationService(uow, users, hasher, throttle, metrics)
     social = SocialService(
         session,
         uow,

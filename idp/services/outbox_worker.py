@@ -34,12 +34,14 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from idp.adapters.metrics_twin import NullMetrics
 from idp.adapters.sql.outbox import Claimed, OutboxQueue
 from idp.ports import (
     DeliveryFailed,
     EmailSender,
     LogoutNotifier,
     MessageRejected,
+    Metrics,
     SmsSender,
     StoreUnavailable,
     Waker,
@@ -49,6 +51,8 @@ from idp.services.delivery import ChannelHealth
 log = logging.getLogger(__name__)
 
 LANES: dict[str, tuple[str, ...]] = {"messages": ("sms", "email"), "logout": ("logout",)}
+# Purposes whose message carries a one-time code (SMS) or link (e-mail): ``idp_codes_sent``.
+ONE_TIME = ("code_", "link_")
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,9 @@ class OutboxWorker:
         batch: int = 20,
         clock: Callable[[], float] = time.time,
         thread_context: Callable[[], AbstractContextManager] = contextlib.nullcontext,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or NullMetrics()
         self._queue = queue
         self._sms = sms
         self._email = email
@@ -110,12 +116,19 @@ class OutboxWorker:
             while not stop.is_set():
                 try:
                     handled = self.run_once(lane)
+                    self.observe_backlog(lane)
                     wait = 0.0 if handled >= self._batch else self._idle_wait(lane)
                 except Exception:  # noqa: BLE001 - a database hiccup must not end the worker
                     log.exception("outbox lane %s failed; retrying", lane)
                     wait = self._poll
                 if wait > 0:
                     self._waker.wait(lane, wait)
+
+    def observe_backlog(self, lane: str) -> None:
+        """Report the lane's pending rows and the age of the oldest (the delivery lag)."""
+        pending, oldest = self._queue.backlog(LANES[lane])
+        age = 0.0 if oldest is None else max(0.0, self._clock() - oldest)
+        self._metrics.outbox_backlog(lane, pending, age)
 
     def _idle_wait(self, lane: str) -> float:
         due = self._queue.next_due_in(LANES[lane])
@@ -150,6 +163,9 @@ class OutboxWorker:
         if not self._queue.mark_sent(row):
             log.warning("outbox %s: lease lost before it was marked sent", row.message_id)
         self._channel(row, ok=True)
+        self._metrics.delivery(row.kind, "sent")
+        if row.purpose.startswith(ONE_TIME):
+            self._metrics.code_sent(row.kind)
 
     def _send(self, row: Claimed) -> None:
         p = row.payload
@@ -180,6 +196,7 @@ class OutboxWorker:
                 error,
                 delay,
             )
+            self._metrics.delivery(row.kind, "retry")
             self._queue.retry(row, delay, error)
 
     def _bury(self, row: Claimed, error: str) -> None:
@@ -191,6 +208,7 @@ class OutboxWorker:
             row.attempts,
             error,
         )
+        self._metrics.delivery(row.kind, "dead")
         self._queue.bury(row, error)
 
     def _channel(self, row: Claimed, ok: bool) -> None:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import hashlib
 
+from idp.adapters.metrics_twin import NullMetrics
 from idp.domain.errors import Throttled
-from idp.ports import EphemeralStore
+from idp.ports import EphemeralStore, Metrics
 
 ACCOUNT_WINDOW = 12 * 3600
 
@@ -36,7 +37,9 @@ class LoginThrottle:
         lockout_max: int = 3600,
         address_max: int = 50,
         address_window: int = 900,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or NullMetrics()
         self._store = store
         self._max = max_failures
         self._base = lockout_base
@@ -67,7 +70,10 @@ class LoginThrottle:
         locks = self._store.incr(f"login:locks:{key}", ACCOUNT_WINDOW)
         window = min(self._cap, self._base * 2 ** min(locks - 1, 20))
         # Only the caller that sets the lock gets this window's single attempt.
-        return self._store.add(lock, str(attempts), window)
+        locked_now = self._store.add(lock, str(attempts), window)
+        if locked_now:
+            self._metrics.lockout()
+        return locked_now
 
     def succeeded(self, account: str) -> None:
         key = _key(account)

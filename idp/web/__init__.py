@@ -16,6 +16,11 @@ def settings() -> Settings:
     return current_app.extensions["idp.settings"]
 
 
+def metrics():
+    """The :class:`~idp.ports.Metrics` of the app."""
+    return current_app.extensions["idp.metrics"]
+
+
 def server():
     return current_app.extensions["idp.server"]
 
@@ -39,6 +44,7 @@ def register_web(app: Flask) -> None:
         i18n,
         legal,
         oauth,
+        observability,
         profile,
         recover,
         register,
@@ -46,6 +52,7 @@ def register_web(app: Flask) -> None:
         social,
     )
 
+    observability.init_app(app)  # first: the request id exists for every other hook
     security.init_app(app)
     errors.init_app(app)
     i18n.init_app(app)

@@ -20,7 +20,7 @@ from idp.domain.scopes import split_scope
 from idp.services.crypto import new_token
 from idp.services.keys import TokenInvalid
 from idp.services.tokens import Authentication, user_claims
-from idp.web import server, services, settings
+from idp.web import metrics, server, services, settings
 from idp.web.cookies import clear_session_cookie, current_session
 
 bp = Blueprint("oauth", __name__)
@@ -157,7 +157,10 @@ def resume(uid: str):
 
 @bp.post("/token")
 def token():
-    return server().create_token_response()
+    response = server().create_token_response()
+    if response.status_code == 200:
+        metrics().token_issued(request.form.get("grant_type", ""))
+    return response
 
 
 @bp.post("/revoke")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 
 import grpc
 import kubernetes_validate
@@ -346,6 +347,9 @@ def _gunicorn_settings(env: dict[str, str], monkeypatch) -> dict:
     """deploy/gunicorn.conf.py evaluated as gunicorn does, with ``env`` in the environment."""
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    # The file sets PROMETHEUS_MULTIPROC_DIR for gunicorn's workers; in this test process it
+    # would switch prometheus_client (imported later by other tests) to multiprocess files.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="gunicorn-conf-"))
     namespace: dict = {}
     exec(compile(GUNICORN_CONF.read_text(), str(GUNICORN_CONF), "exec"), namespace)
     return namespace

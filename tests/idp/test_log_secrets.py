@@ -1,8 +1,10 @@
-"""No secret and no personal data in any log line (issue 7).
+"""No secret and no personal data in any log line (issues 7 and 11).
 
 The servers run for real as subprocesses whose output is captured: gunicorn with
-``deploy/gunicorn.conf.py`` on production's storage (PostgreSQL + Redis), and ``idp serve``
-(werkzeug, what ``make run`` starts) on the embedded defaults. Every flow is driven over HTTP —
+``deploy/gunicorn.conf.py`` on production's storage (PostgreSQL + Redis), logging JSON lines
+as in production, beside a real linking service (JSON lines too) that the IdP calls at
+"account confirmed" and from the cabinet; and ``idp serve`` (werkzeug, what ``make run``
+starts) on the embedded defaults, logging text. Every flow is driven over HTTP —
 registration by phone and by e-mail link, recovery by link and by code, password and contact
 change, sign-in through /authorize with ``login_hint``, the code flow with token, refresh,
 userinfo, introspection and revocation, logout with ``id_token_hint`` — and then the captured
@@ -11,6 +13,7 @@ output is searched for every secret and contact the flows used.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -31,6 +34,7 @@ from idp.adapters.store_redis import RedisStore
 from idp.config import load_settings
 from tests.conftest import REDIS_URL, SECRET, _reset, base_env
 from tests.idp.test_registration_flow import last_code, last_link, outbox, post_form, step1
+from tests.processes import answers
 from tests.support import (
     Clock,
     Live,
@@ -75,6 +79,8 @@ class Server:
             env = {**env, "IDP_BIND": f"127.0.0.1:{port}", "IDP_WORKERS": "1"}
         elif kind == "worker":  # the outbox worker beside it, as deployed: its logs count too
             args = [sys.executable, "-m", "idp.cli", "worker", "--poll", "0.2"]
+        elif kind == "linking":  # the linking service the IdP calls: its logs count too
+            args = [sys.executable, "-m", "linking_service.cli", "serve"]
         else:
             args = [sys.executable, "-m", "idp.cli", "serve", "--port", str(port)]
         self.log = log
@@ -83,6 +89,13 @@ class Server:
             args, cwd=ROOT, env=env, stdout=self._out, stderr=subprocess.STDOUT
         )
         self.url = f"http://127.0.0.1:{port}"
+
+    def wait_listening(self, port: int) -> None:
+        deadline = time.monotonic() + 60
+        while not answers(port):
+            assert self.proc.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, f"not listening:\n{self.log.read_text()}"
+            time.sleep(0.1)
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + 60
@@ -95,11 +108,11 @@ class Server:
                 time.sleep(0.1)
         raise AssertionError(f"server did not start:\n{self.log.read_text()}")
 
-    companion: Server | None = None
+    companions: tuple[Server, ...] = ()
 
     def stop(self) -> str:
-        """Stop it (and its companion); the output of both."""
-        companion = self.companion.stop() if self.companion else ""
+        """Stop it (and its companions); the output of all."""
+        companion = "".join(c.stop() for c in self.companions)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -130,11 +143,16 @@ def server(request, databases, worker, tmp_path):
         IDP_TRUSTED_PROXIES="1",
     )
     prefix = f"idp-logtest:{worker}:"
+    linking = None
     if kind == "gunicorn":
-        env.update(IDP_REDIS_URL=REDIS_URL, IDP_REDIS_PREFIX=prefix)
+        env.update(IDP_REDIS_URL=REDIS_URL, IDP_REDIS_PREFIX=prefix, IDP_LOG_FORMAT="json")
         RedisStore(REDIS_URL, prefix=prefix).clear()
+        linking = _start_linking(env, tmp_path)
+        env.update(IDP_LINKING_TARGET=linking.target)
     proc = Server(kind, env, port, tmp_path / f"{kind}.log")
-    proc.companion = Server("worker", env, port, tmp_path / f"{kind}-worker.log")
+    proc.companions = (Server("worker", env, port, tmp_path / f"{kind}-worker.log"),)
+    if linking is not None:
+        proc.companions += (linking,)
     app = create_app(load_settings(env), store=MemoryStore())
     live = Live(proc.url, app, Clock(), profile=SERVERS[kind])
     try:
@@ -149,6 +167,34 @@ def server(request, databases, worker, tmp_path):
             db.engine.dispose()
         if kind == "gunicorn":
             RedisStore(REDIS_URL, prefix=prefix).clear()
+
+
+def _start_linking(idp_env: dict, tmp_path: Path) -> Server:
+    """``linking-service serve`` (JSON lines) on its own SQLite database, trusting the IdP."""
+    port = _free_port()
+    env = {k: v for k, v in idp_env.items() if not k.startswith("IDP_")}
+    env.update(
+        LINKING_DATABASE_URL=f"sqlite:///{tmp_path / 'linking.sqlite3'}",
+        LINKING_LISTEN=f"127.0.0.1:{port}",
+        LINKING_IDP_ISSUER=idp_env["IDP_ISSUER"],
+        LINKING_SECRET_KEY="linking-log-test-secret-0123456789",
+        LINKING_LOG_FORMAT="json",
+        LINKING_VAR_DIR=str(tmp_path),
+        LINKING_METRICS_PORT=str(_free_port()),
+    )
+    subprocess.run(
+        [sys.executable, "-m", "linking_service.cli", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    server = Server("linking", env, port, tmp_path / "linking.log")
+    server.wait_listening(port)
+    server.target = f"127.0.0.1:{port}"
+    server.metrics = f"http://127.0.0.1:{env['LINKING_METRICS_PORT']}/metrics"
+    return server
 
 
 class Browser(requests.Session):
@@ -344,12 +390,16 @@ def test_no_secret_or_contact_in_any_log_line(server):
     live, proc = server
     used = [SECRET, SMS_PASSWORD, SMS_TOKEN, SMTP_PASSWORD]
     drive_every_flow(live, used)
+    if proc.companions[1:]:
+        _check_linking_metrics(proc.companions[1].metrics)
     log = proc.stop()
 
     leaks = sorted(
         value for value in set(used) for needle in _needles(value) if needle and needle in log
     )
     assert not leaks, f"leaked into the log: {leaks}"
+    if proc.companions[1:]:
+        _check_json_lines(proc, log)
     # The lines are there, with their secrets redacted: logging was not simply off.
     for marker in (
         "/register/confirm",
@@ -364,3 +414,28 @@ def test_no_secret_or_contact_in_any_log_line(server):
         "/revoke",
     ):
         assert marker in log, f"{marker!r} is not in the log:\n{log[-3000:]}"
+
+
+def _check_json_lines(proc: Server, log: str) -> None:
+    """Production's format: every line of the IdP and of the linking service is one JSON
+    object; the IdP's request ids reached the linking service in gRPC metadata."""
+    idp_lines = [json.loads(x) for x in proc.log.read_text().splitlines() if x.strip()]
+    linking_log = proc.companions[1].log.read_text()
+    linking_lines = [json.loads(x) for x in linking_log.splitlines() if x.strip().startswith("{")]
+    assert idp_lines and linking_lines
+    access = [x for x in idp_lines if x["logger"] == "gunicorn.access"]
+    assert access and all(x.get("request_id") for x in access), access[:3]
+    idp_ids = {x["request_id"] for x in access}
+    rpcs = [x for x in linking_lines if x["logger"] == "linking_service.access"]
+    assert any("/AutoAttach" in x["message"] for x in rpcs), rpcs
+    assert any(x["request_id"] in idp_ids for x in rpcs), (rpcs[:3], sorted(idp_ids)[:3])
+
+
+def _check_linking_metrics(url: str) -> None:
+    """The linking service's own metrics port (LINKING_METRICS_PORT) after those RPCs."""
+    from tests.metrics_support import scrape, value
+
+    text = scrape(url)
+    auto = "/elk.linking.v1.LinkingService/AutoAttach"
+    assert value(text, "linking_grpc_requests_total", method=auto) >= 1
+    assert value(text, "linking_jwks_refreshes_total", result="ok") >= 1

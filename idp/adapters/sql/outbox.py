@@ -212,6 +212,16 @@ class OutboxQueue:
     def bury(self, row: Claimed, error: str) -> bool:
         return self._finish(row, state="dead", last_error=error[:200], payload=_spent(row.payload))
 
+    def backlog(self, kinds: tuple[str, ...]) -> tuple[int, int | None]:
+        """Pending rows of ``kinds`` and the creation time (epoch seconds) of the oldest."""
+        count, oldest = self._db.execute(
+            sa.select(sa.func.count(), sa.func.min(OutboxEntry.created_at)).where(
+                OutboxEntry.state == "pending", OutboxEntry.kind.in_(kinds)
+            )
+        ).one()
+        self._db.rollback()  # end the read transaction, as next_due_in does
+        return int(count), oldest
+
     def next_due_in(self, kinds: tuple[str, ...]) -> float | None:
         """Seconds until the earliest pending row of ``kinds`` is due; None when none."""
         due = self._db.scalar(
