@@ -327,11 +327,20 @@ WORKER_STOP_DEADLINE = 10.0  # seconds after SIGTERM: a gateway call in flight m
 @click.option("--poll", default=0.5, show_default=True, help="Seconds between polls.")
 @click.option("--max-attempts", default=8, show_default=True, help="Attempts before dead.")
 @click.option("--backoff", default=2.0, show_default=True, help="First retry delay (doubles).")
-def worker(once: bool, poll: float, max_attempts: int, backoff: float) -> None:
+@click.option(
+    "--attach-every",
+    default=30.0,
+    show_default=True,
+    help="Seconds between retries of automatic attachments the linking service missed.",
+)
+def worker(once: bool, poll: float, max_attempts: int, backoff: float, attach_every: float) -> None:
     """Deliver the outbox: SMS, e-mail and back-channel logout, after their transactions
-    commit, with retries; several workers may run at once. Stops cleanly on SIGTERM/SIGINT."""
+    commit, with retries; several workers may run at once. Also retries the automatic
+    attachment of accounts confirmed while the linking service was away. Stops cleanly on
+    SIGTERM/SIGINT."""
     from idp import build_worker
     from idp.logredact import configure_logging
+    from idp.services.auto_attach import sweep_until
     from idp.services.outbox_worker import RetryPolicy
     from idp.shutdown import StopSignal, exit_after
 
@@ -340,12 +349,19 @@ def worker(once: bool, poll: float, max_attempts: int, backoff: float) -> None:
     app = _app()
     policy = RetryPolicy(max_attempts=max_attempts, backoff=backoff)
     outbox = build_worker(app, policy=policy, poll=poll)
+    retry = app.extensions["idp.services"].auto_attach.retry_pending
     if once:
         with app.app_context():
-            click.echo(json.dumps({"handled": outbox.run_once()}))
+            click.echo(json.dumps({"handled": outbox.run_once(), "auto_attached": retry()}))
         return
     click.echo(f"outbox worker started (poll {poll}s)", err=True)
     threading.Thread(target=_exit_when_stopped, args=(stop, exit_after), daemon=True).start()
+    threading.Thread(
+        target=sweep_until,
+        args=(retry, stop, attach_every, app.app_context),
+        name="auto-attach",
+        daemon=True,
+    ).start()
     outbox.run(stop)
 
 

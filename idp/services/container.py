@@ -17,6 +17,7 @@ from idp.config import LINKING_RESOURCE, Settings
 from idp.persistence import UnitOfWork
 from idp.ports import CaptchaRenderer, EphemeralStore, LinkingClient, Waker
 from idp.services.authentication import AuthenticationService
+from idp.services.auto_attach import AutoAttachService
 from idp.services.cabinet import CabinetService
 from idp.services.captcha import CaptchaPolicy, CaptchaService
 from idp.services.clients import ClientService
@@ -73,6 +74,7 @@ class Services:
     recovery: RecoveryService
     profile: ProfileService
     cabinet: CabinetService
+    auto_attach: AutoAttachService
 
 
 def build_services(
@@ -97,6 +99,8 @@ def build_services(
         uow=uow,
     )
     users = UserService(session, uow, hasher, clock)
+    # "Account confirmed": the seam where the linking service attaches billing accounts.
+    auto_attach = AutoAttachService(session, uow, linking or _no_linking, clock)
     sessions = SessionService(
         SqlSessionStore(session),
         uow,
@@ -170,7 +174,7 @@ def build_services(
             settings.issuer,
             settings.terms_version,
             settings.privacy_version,
-            on_confirmed,
+            on_confirmed or auto_attach.run,
             clock,
         ),
         recovery=RecoveryService(
@@ -203,6 +207,7 @@ def build_services(
             tokens,
             settings.resources[0] if settings.resources else LINKING_RESOURCE,
         ),
+        auto_attach=auto_attach,
     )
 
 

@@ -30,6 +30,7 @@ from idp.domain.contacts import parse_login
 from idp.domain.errors import Conflict, IdpError, ValidationError
 from idp.domain.regions import check_region
 from idp.persistence import UnitOfWork
+from idp.services.carried_authorization import CarriedAuthorization, carry
 from idp.services.users import check_name
 from idp.services.verification import ContactVerifier
 
@@ -102,7 +103,10 @@ class RegistrationService:
         contact: str,
         accepted: bool,
         address: str,
+        authorization: CarriedAuthorization | None = None,
     ) -> Started:
+        """Step 1. ``authorization``: the portal's request that sent the person here, kept
+        by the flow until it ends (:mod:`idp.services.carried_authorization`)."""
         names = {
             "family_name": check_name(family_name, "family_name"),
             "given_name": check_name(given_name, "given_name"),
@@ -116,9 +120,17 @@ class RegistrationService:
         except ValidationError:
             raise ValidationError("enter a mobile number or an e-mail", "contact") from None
         with self._uow.transaction():
-            return self._start(names, region, kind, value, address)
+            return self._start(names, region, kind, value, address, authorization)
 
-    def _start(self, names: dict, region: str, kind: str, value: str, address: str) -> Started:
+    def _start(
+        self,
+        names: dict,
+        region: str,
+        kind: str,
+        value: str,
+        address: str,
+        authorization: CarriedAuthorization | None,
+    ) -> Started:
         owner = self._owner(kind, value)
         now = self._now()
         row = Verification(
@@ -126,13 +138,16 @@ class RegistrationService:
             purpose="register",
             contact_kind=kind,
             contact_value=value,
-            payload={
-                **names,
-                "region": region,
-                "terms_version": self._terms,
-                "privacy_version": self._privacy,
-                "accepted_at": now,
-            },
+            payload=carry(
+                {
+                    **names,
+                    "region": region,
+                    "terms_version": self._terms,
+                    "privacy_version": self._privacy,
+                    "accepted_at": now,
+                },
+                authorization,
+            ),
             created_at=now,
             expires_at=now + FLOW_TTL,
             attempts=0,
@@ -239,6 +254,8 @@ class RegistrationService:
             created_at=now,
             updated_at=now,
             password_changed_at=now,
+            # Committed with the account: the search for its billing accounts is never lost.
+            auto_attach_pending_since=now,
         )
         try:
             with self._uow.transaction():

@@ -9,6 +9,7 @@ from idp.domain.errors import AuthenticationFailed
 from idp.domain.scopes import split_scope
 from idp.services.authentication import PASSWORD_ACR
 from idp.web import client_address, services, settings
+from idp.web.carry import client_name
 from idp.web.cookies import cookie_name, current_session, set_session_cookie
 from idp.web.oauth import StoredRequest, load_interaction, process_authorization, save_interaction
 
@@ -63,6 +64,7 @@ def login():
             login=hint[:254],
             error=None,
             notice=notice,
+            portal_name=None if interaction else client_name(request.args.get("portal")),
         )
 
     login_value = request.form.get("login", "")

@@ -11,9 +11,19 @@ from idp.domain.errors import Conflict, ValidationError
 from idp.domain.regions import REGIONS
 from idp.ports import DeliveryFailed
 from idp.services.authentication import PASSWORD_ACR
+from idp.services.carried_authorization import carried_by
 from idp.services.delivery import SmsRefused, mask_contact
 from idp.services.verification import SecretRejected
 from idp.web import client_address, services
+from idp.web.carry import (
+    after_sign_in,
+    carried_from_request,
+    client_name,
+    interaction_uid,
+    mark_started_here,
+    started_here,
+    to_sign_in,
+)
 from idp.web.cookies import cookie_name, set_session_cookie
 from idp.web.forms import (
     ERRORS,
@@ -43,6 +53,7 @@ def _step1(form=None, errors=None, status=200, captcha=False):
     needs = captcha or captcha_needed(None) or bool(errors and "captcha" in errors)
     picture = new_captcha() if needs else None
     throttled, headers = captcha_status(picture)
+    carried = carried_from_request()
     return (
         render_template(
             "register/step1.html",
@@ -50,6 +61,8 @@ def _step1(form=None, errors=None, status=200, captcha=False):
             errors=errors or {},
             regions=REGIONS,
             captcha=picture,
+            interaction=interaction_uid(),
+            client_name=client_name(carried.client_id if carried else None),
         ),
         throttled or status,
         headers,
@@ -89,6 +102,7 @@ def submit():
             contact,
             form.get("accept") == "1",
             client_address(),
+            authorization=carried_from_request(),
         )
     except ValidationError as exc:
         return _step1(form, {exc.field or "contact": ERRORS.get(exc.field or "contact")}, 400)
@@ -101,6 +115,7 @@ def submit():
     if kind == "phone":
         policy.note_sms(value)
     remember_flow("register", started.flow.id)
+    mark_started_here("register", started.flow.id)
     if started.legacy:
         return redirect(url_for("register.legacy"), code=303)
     if kind == "phone":
@@ -185,6 +200,7 @@ def password():
             ), 409
         else:
             forget_flow("register")
+            carried, here = carried_by(flow.payload), started_here("register", flow.id)
             opened = services().sessions.open(
                 user,
                 amr=["pwd"],
@@ -195,7 +211,8 @@ def password():
                 previous_cookie=request.cookies.get(cookie_name()),
             )
             session.clear()
-            response = redirect(url_for("account.home", welcome="1"), code=303)
+            # Sent by a portal: back to it with its code; else step 3, the main page.
+            response = after_sign_in(carried, here, welcome="1")
             set_session_cookie(response, opened)
             return response
     return render_template(
@@ -214,7 +231,9 @@ def legacy():
             error, status = ERRORS["captcha"], 400
         elif services().registration.upgrade_legacy(flow.id, request.form.get("password", "")):
             forget_flow("register")
-            return redirect(url_for("auth.login", upgraded="1"), code=303)
+            return to_sign_in(
+                carried_by(flow.payload), started_here("register", flow.id), upgraded="1"
+            )
         else:
             error, status = "wrong_password", 400
     picture = new_captcha(flow.id)
