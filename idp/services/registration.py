@@ -274,8 +274,16 @@ class RegistrationService:
 
     # --- legacy cabinets ------------------------------------------------------------------
 
-    def upgrade_legacy(self, flow_id: str, password: str) -> User | None:
-        """The legacy account's password turns it into a cabinet account; None when wrong."""
+    def typed_names(self, row: Verification) -> dict:
+        """The names typed in step 1 (the legacy page offers them instead of the imported)."""
+        return {k: row.payload.get(k) for k in ("family_name", "given_name", "middle_name")}
+
+    def upgrade_legacy(
+        self, flow_id: str, password: str, use_typed_names: bool = False
+    ) -> User | None:
+        """The legacy account's password turns it into a cabinet account; None when wrong.
+        The imported names are kept unless ``use_typed_names``: then step 1's replace them,
+        in the same transaction."""
         with self._uow.transaction():
             row = self.get(flow_id)
             check_transition(row.state, "completed")
@@ -283,5 +291,12 @@ class RegistrationService:
             outcome = self._legacy.upgrade(user, password)
             if not outcome.ok:
                 return None
+            if use_typed_names:
+                typed = self.typed_names(row)
+                if typed["family_name"] and typed["given_name"]:
+                    user.family_name = typed["family_name"]
+                    user.given_name = typed["given_name"]
+                    user.middle_name = typed["middle_name"]
+                    user.updated_at = self._now()
             row.state, row.completed_at = "completed", self._now()
         return user

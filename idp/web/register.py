@@ -229,10 +229,13 @@ def legacy():
             status = 400  # the page had no picture (too many): one now, and no "wrong code"
         elif not captcha_ok(request.form):
             error, status = ERRORS["captcha"], 400
-        elif services().registration.upgrade_legacy(flow.id, request.form.get("password", "")):
+        elif services().registration.upgrade_legacy(
+            flow.id, request.form.get("password", ""), request.form.get("use_typed_names") == "1"
+        ):
             forget_flow("register")
+            names = "typed" if request.form.get("use_typed_names") == "1" else "kept"
             return to_sign_in(
-                carried_by(flow.payload), started_here("register", flow.id), upgraded="1"
+                carried_by(flow.payload), started_here("register", flow.id), upgraded=names
             )
         else:
             error, status = "wrong_password", 400
@@ -244,6 +247,8 @@ def legacy():
             error=error,
             masked=mask_contact(flow.contact_value),
             captcha=picture,
+            typed=services().registration.typed_names(flow),
+            use_typed=request.form.get("use_typed_names") == "1",
         ),
         throttled or status,
         headers,

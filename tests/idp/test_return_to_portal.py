@@ -225,8 +225,9 @@ def test_the_legacy_upgrade_signs_in_then_goes_back(live):
         captcha="ABCDE",
     )
     location = done.headers["Location"]
-    assert "upgraded=1" in location and "interaction=" in location, location
+    assert "upgraded=kept" in location and "interaction=" in location, location
     login = http.get(f"{live.url}{location}")
+    assert "сохранены из прежнего личного кабинета" in login.text
     back = follow_local(http, live, submit_login(http, live, login, phone, "old-cabinet-1"))
     assert _code_for(live, client, verifier, back)["sub"] == sub
 
