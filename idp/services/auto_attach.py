@@ -121,11 +121,13 @@ def sweep_until(
     every: float,
     context: Callable[[], AbstractContextManager] = contextlib.nullcontext,
 ) -> None:
-    """``idp worker``'s automatic-attachment lane: ``retry()`` (in ``context``) every
-    ``every`` seconds until ``stop`` (anything with ``wait(timeout)``) is set."""
-    while not stop.wait(every):
+    """``idp worker``'s automatic-attachment lane: ``retry()`` (in ``context``) at once and
+    then every ``every`` seconds until ``stop`` (anything with ``wait(timeout)``) is set."""
+    while True:
         try:
             with context():
                 retry()
         except Exception:  # noqa: BLE001 - a database hiccup must not end the worker
             log.exception("automatic attachment sweep failed; retrying")
+        if stop.wait(every):
+            return

@@ -133,3 +133,55 @@ def test_a_refusal_for_good_ends_the_search(live):
         user = live.services.users.get(sub)
         assert user.auto_attach_pending_since is None and user.auto_attached == []
     twin.auto_failure = None
+
+
+def test_the_demo_person_sees_her_demo_billing_account(linking):
+    """`make run`'s demo: `idp demo` creates Иванова Мария Петровна as registration would, and
+    the demo billing data's 159000000001 is attached to her automatically."""
+    from idp.demo import DEMO_LOGIN, DEMO_PASSWORD, ensure_demo
+    from linking_service.billing_demo import load_demo
+    from tests.linking_service.conftest import CHEAP
+
+    live = linking.idp
+    load_demo(linking.sessions, CHEAP)
+    with live.ctx():
+        ensure_demo(live.app)
+        ensure_demo(live.app)  # idempotent
+        demo = live.services.users.find_by_login(DEMO_LOGIN)
+        assert demo.region == "Пермский край" and demo.auto_attach_pending_since
+    up = GrpcLinkingClient(linking.target, mint(live))
+    live.app.extensions["idp.linking"] = up
+    try:
+        with live.ctx():
+            assert live.services.auto_attach.retry_pending() == 1  # `idp worker`'s sweep
+        http = requests.Session()
+        page = http.get(f"{live.url}/login")
+        assert submit_login(http, live, page, DEMO_LOGIN, DEMO_PASSWORD).status_code == 303
+        home = http.get(f"{live.url}/account")
+        assert home.text.count("ЛС № 159000000001") == 1 and 'id="auto-attached"' in home.text
+        assert "159000000002" not in home.text  # another person's
+    finally:
+        up.close()
+
+
+def test_the_worker_sweeps_at_once_then_every_interval():
+    from idp.services.auto_attach import sweep_until
+
+    runs = []
+
+    class Stop:
+        def __init__(self):
+            self.waits = 0
+
+        def wait(self, timeout):
+            self.waits += 1
+            return self.waits == 3
+
+    def retry():
+        runs.append(1)
+        if len(runs) == 2:
+            raise RuntimeError("a database hiccup")  # logged; the lane goes on
+        return 0
+
+    sweep_until(retry, Stop(), 30.0)
+    assert len(runs) == 3
