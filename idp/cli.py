@@ -349,19 +349,31 @@ def worker(once: bool, poll: float, max_attempts: int, backoff: float, attach_ev
     app = _app()
     policy = RetryPolicy(max_attempts=max_attempts, backoff=backoff)
     outbox = build_worker(app, policy=policy, poll=poll)
-    retry = app.extensions["idp.services"].auto_attach.retry_pending
+    # Without a linking service the twin would answer "nothing found" and end every pending
+    # search: retries run only against a configured one.
+    retry = (
+        app.extensions["idp.services"].auto_attach.retry_pending
+        if app.extensions["idp.settings"].linking_target
+        else None
+    )
     if once:
         with app.app_context():
-            click.echo(json.dumps({"handled": outbox.run_once(), "auto_attached": retry()}))
+            result = {"handled": outbox.run_once()}
+            if retry is not None:
+                result["auto_attached"] = retry()
+            click.echo(json.dumps(result))
         return
     click.echo(f"outbox worker started (poll {poll}s)", err=True)
     threading.Thread(target=_exit_when_stopped, args=(stop, exit_after), daemon=True).start()
-    threading.Thread(
-        target=sweep_until,
-        args=(retry, stop, attach_every, app.app_context),
-        name="auto-attach",
-        daemon=True,
-    ).start()
+    if retry is not None:
+        threading.Thread(
+            target=sweep_until,
+            args=(retry, stop, attach_every, app.app_context),
+            name="auto-attach",
+            daemon=True,
+        ).start()
+    else:
+        click.echo("automatic attachment retries off: IDP_LINKING_TARGET is not set", err=True)
     outbox.run(stop)
 
 
