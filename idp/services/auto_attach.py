@@ -51,6 +51,8 @@ FINAL_REASONS = frozenset(
         "INVALID_LOGIN",
     }
 )
+# Failures in a row that end a sweep early (each may have waited for the call's timeout).
+MISSES_PER_SWEEP = 3
 
 
 class AutoAttachService:
@@ -107,11 +109,14 @@ class AutoAttachService:
             )
         )
         self._uow.end_read()
-        done = 0
+        done = misses = 0
         for user in users:
-            if not self.run(user):
+            if self.run(user):
+                done, misses = done + 1, 0
+                continue
+            misses += 1
+            if misses == MISSES_PER_SWEEP:
                 break  # the service is still away: try the rest at the next sweep
-            done += 1
         return done
 
 

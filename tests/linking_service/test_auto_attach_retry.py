@@ -185,3 +185,23 @@ def test_the_worker_sweeps_at_once_then_every_interval():
 
     sweep_until(retry, Stop(), 30.0)
     assert len(runs) == 3
+
+
+def test_one_stuck_account_does_not_hold_up_the_others(live):
+    from idp.adapters.linking_grpc import RecordingLinkingClient
+
+    live.app.extensions["idp.linking"].auto_failure = LinkingFailed("UNAVAILABLE")
+    stuck = register(live, "+79995550405")
+    other = register(live, "+79995550406")
+
+    class StuckFor(RecordingLinkingClient):
+        def auto_attach(self, user):
+            if user.id == stuck:
+                raise LinkingFailed("INTERNAL")
+            return super().auto_attach(user)
+
+    live.app.extensions["idp.linking"] = StuckFor()
+    with live.ctx():
+        assert live.services.auto_attach.retry_pending() == 1
+        assert live.services.users.get(stuck).auto_attach_pending_since is not None
+        assert live.services.users.get(other).auto_attach_pending_since is None
