@@ -250,3 +250,14 @@ def test_carried_authorization_survives_the_flow_and_refuses_junk():
         {**interaction, "created_at": "100"},
     ):
         assert CarriedAuthorization.from_interaction(junk) is None
+
+
+def test_the_self_service_pages_speak_the_sign_ins_language(live):
+    client = make_client(live)
+    http = requests.Session()
+    _, sign_in = _sign_in_page(http, live, client, ui_locales="en")
+    assert '<html lang="en">' in sign_in.text
+    step1 = http.get(f"{live.url}{_link(sign_in, 'register-link')}")
+    assert '<html lang="en">' in step1.text and 'name="interaction"' in step1.text
+    recover = re.search(r'href="(/recover\?interaction=[^"]+)"', sign_in.text).group(1)
+    assert '<html lang="en">' in http.get(f"{live.url}{recover.replace('&amp;', '&')}").text
