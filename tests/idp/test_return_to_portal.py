@@ -261,3 +261,28 @@ def test_the_self_service_pages_speak_the_sign_ins_language(live):
     assert '<html lang="en">' in step1.text and 'name="interaction"' in step1.text
     recover = re.search(r'href="(/recover\?interaction=[^"]+)"', sign_in.text).group(1)
     assert '<html lang="en">' in http.get(f"{live.url}{recover.replace('&amp;', '&')}").text
+
+
+def test_a_recovery_link_opened_in_another_browser_says_how_to_go_back(live):
+    make_user(live, login="reset.other@example.ru")
+    client = make_client(live, name="Домашнее ТВ")
+    http = requests.Session()
+    _, sign_in = _sign_in_page(http, live, client)
+    href = re.search(r'href="(/recover\?interaction=[^"]+)"', sign_in.text).group(1)
+    start = http.get(f"{live.url}{href.replace('&amp;', '&')}")
+    interaction = re.search(r'name="interaction" value="([^"]+)"', start.text).group(1)
+    _post(http, live, "/recover", start, login="reset.other@example.ru", interaction=interaction)
+    other = requests.Session()
+    link = last_link(live, "reset.other@example.ru")[len(live.url) :]
+    _post(other, live, link, other.get(f"{live.url}{link}"))
+    done = _post(
+        other,
+        live,
+        "/recover/password",
+        other.get(f"{live.url}/recover/password"),
+        password=NEW_PASSWORD,
+    )
+    location = done.headers["Location"]
+    assert "reset=1" in location and "interaction=" not in location
+    login = other.get(f"{live.url}{location}")
+    assert 'id="portal-elsewhere"' in login.text and "«Домашнее ТВ»" in login.text
