@@ -119,7 +119,7 @@ run: setup
 	@exec $(BIN)/python scripts/supervise.py --deadline 10 \
 	  'linking-service LINKING_SHUTDOWN_GRACE=5 $(BIN)/linking-service serve' \
 	  'linking-events --wait-for $(LINKING_LISTEN) IDP_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/idp linking-events' \
-	  'worker $(BIN)/idp worker' \
+	  'worker IDP_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/idp worker' \
 	  'idp IDP_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/idp serve --host 127.0.0.1 --port $(IDP_PORT)' \
 	  'shop PORTAL_SHOP_PORT=$(SHOP_PORT) PORTAL_ISSUER=$(IDP_ISSUER) PORTAL_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/demo-portal shop' \
 	  'tv PORTAL_TV_PORT=$(TV_PORT) PORTAL_ISSUER=$(IDP_ISSUER) PORTAL_LINKING_TARGET=$(LINKING_LISTEN) $(BIN)/demo-portal tv' \

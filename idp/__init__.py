@@ -169,8 +169,6 @@ def create_app(
             waker or _waker(settings, store),
             captcha_renderer,
             clock,
-            # "Account confirmed": the seam where the linking service attaches billing accounts.
-            on_confirmed=lambda user: app.extensions["idp.linking"].auto_attach(user),
             linking=lambda: app.extensions["idp.linking"],
             social_providers=(
                 build_social_providers(settings) if social_providers is None else social_providers

@@ -348,11 +348,20 @@ WORKER_STOP_DEADLINE = 10.0  # seconds after SIGTERM: a gateway call in flight m
 @click.option("--poll", default=0.5, show_default=True, help="Seconds between polls.")
 @click.option("--max-attempts", default=8, show_default=True, help="Attempts before dead.")
 @click.option("--backoff", default=2.0, show_default=True, help="First retry delay (doubles).")
-def worker(once: bool, poll: float, max_attempts: int, backoff: float) -> None:
+@click.option(
+    "--attach-every",
+    default=30.0,
+    show_default=True,
+    help="Seconds between retries of automatic attachments the linking service missed.",
+)
+def worker(once: bool, poll: float, max_attempts: int, backoff: float, attach_every: float) -> None:
     """Deliver the outbox: SMS, e-mail and back-channel logout, after their transactions
-    commit, with retries; several workers may run at once. Stops cleanly on SIGTERM/SIGINT."""
+    commit, with retries; several workers may run at once. Also retries the automatic
+    attachment of accounts confirmed while the linking service was away. Stops cleanly on
+    SIGTERM/SIGINT."""
     from idp import build_worker
     from idp.logredact import configure_logging
+    from idp.services.auto_attach import sweep_until
     from idp.services.outbox_worker import RetryPolicy
     from idp.shutdown import StopSignal, exit_after
 
@@ -363,13 +372,32 @@ def worker(once: bool, poll: float, max_attempts: int, backoff: float) -> None:
     app = _app(settings)
     policy = RetryPolicy(max_attempts=max_attempts, backoff=backoff)
     outbox = build_worker(app, policy=policy, poll=poll)
+    # Without a linking service the twin would answer "nothing found" and end every pending
+    # search: retries run only against a configured one.
+    retry = (
+        app.extensions["idp.services"].auto_attach.retry_pending
+        if app.extensions["idp.settings"].linking_target
+        else None
+    )
     if once:
         with app.app_context():
-            click.echo(json.dumps({"handled": outbox.run_once()}))
+            result = {"handled": outbox.run_once()}
+            if retry is not None:
+                result["auto_attached"] = retry()
+            click.echo(json.dumps(result))
         return
     _serve_metrics(settings)  # its own: deliveries, codes sent, the outbox's lag
     click.echo(f"outbox worker started (poll {poll}s)", err=True)
     threading.Thread(target=_exit_when_stopped, args=(stop, exit_after), daemon=True).start()
+    if retry is not None:
+        threading.Thread(
+            target=sweep_until,
+            args=(retry, stop, attach_every, app.app_context),
+            name="auto-attach",
+            daemon=True,
+        ).start()
+    else:
+        click.echo("automatic attachment retries off: IDP_LINKING_TARGET is not set", err=True)
     outbox.run(stop)
 
 

@@ -14,6 +14,7 @@ DEMO_REDIRECT = "http://127.0.0.1:8080/callback"
 DEMO_LOGIN = "+79990000001"
 DEMO_EMAIL = "demo@example.ru"
 DEMO_PASSWORD = "Демо-пароль-2026"
+DEMO_REGION = "Пермский край"
 
 # The demo portals (demo_portals/config.py holds the same defaults; the IdP imports nothing
 # of theirs). Fixed dev secrets, printed in the README: not secrets.
@@ -48,12 +49,17 @@ def ensure_demo(app) -> str:
                 secret=secret,
             )
     with contextlib.suppress(Conflict):
+        # As if she had registered: her billing account 159000000001 (the linking service's
+        # demo data) is attached automatically — by `idp worker` once the linking service is
+        # up, or at her first visit of the main page.
         services.users.create(
             login=DEMO_LOGIN,
             family_name="Иванова",
             given_name="Мария",
             middle_name="Петровна",
             password=DEMO_PASSWORD,
+            region=DEMO_REGION,
+            auto_attach=True,
         )
     return (
         "Demo data:\n"

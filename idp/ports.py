@@ -121,7 +121,9 @@ class LinkingClient(Protocol):
 
     def auto_attach(self, user) -> list[str]:
         """Ask for automatic attachment for a newly confirmed account; the attached account
-        numbers. Best effort: never raises (the customer can attach accounts later)."""
+        numbers. One request id per account (``register-<sub>``): a repeat answers the first
+        answer. Raises :class:`LinkingFailed` when the service did not answer
+        (:class:`idp.services.auto_attach.AutoAttachService` keeps the search pending)."""
         ...
 
     def list_accounts(self, token: str) -> list[LinkedAccount]: ...

@@ -164,8 +164,9 @@ class GrpcLinkingClient:
                 metadata=_metadata(self._mint()),
             )
         except grpc.RpcError as exc:
-            log.warning("automatic attachment for %s failed: %s", user.id, exc.code())
-            return []
+            error = linking_error(exc)
+            log.warning("automatic attachment for %s failed: %s", user.id, error.reason)
+            raise error from None
         return [account.number for account in response.attached]
 
     # --- for a signed-in person (scope ``linking``, the person's own token) ----------------
@@ -299,7 +300,9 @@ class RecordingLinkingClient:
     """The twin (and the default when no linking service is configured): records every call
     as ``(method, args)`` in ``calls`` and keeps flows in memory. ``proofs`` maps
     ``(login, password)`` or ``(phone, pin)`` to the account they prove; ``failure``, when
-    set, is raised by the next cabinet call (then cleared)."""
+    set, is raised by the next cabinet call (then cleared). ``auto_found`` maps a subject to
+    the numbers ``auto_attach`` answers (it attaches them); ``auto_failure``, when set, is
+    raised by every ``auto_attach`` until cleared (the service away)."""
 
     def __init__(self) -> None:
         self.calls: list = []
@@ -307,11 +310,20 @@ class RecordingLinkingClient:
         self.proofs: dict[tuple[str, str], dom.LinkedAccount] = {}
         self.flows: dict[str, dom.AttachmentFlow] = {}
         self.failure: LinkingFailed | None = None
+        self.auto_found: dict[str, list[dom.LinkedAccount]] = {}
+        self.auto_failure: LinkingFailed | None = None
+        self._auto_done: dict[str, list[str]] = {}
         self._owner: dict[str, str] = {}
 
     def auto_attach(self, user) -> list[str]:
         self.calls.append(("auto_attach", user.id))
-        return []
+        if self.auto_failure is not None:
+            raise self.auto_failure
+        if user.id not in self._auto_done:  # the request id's first answer, as the service
+            found = self.auto_found.get(user.id, [])
+            self.accounts.setdefault(user.id, []).extend(found)
+            self._auto_done[user.id] = [a.number for a in found]
+        return list(self._auto_done[user.id])
 
     @staticmethod
     def subject(token: str) -> str:

@@ -25,6 +25,7 @@ from idp.ports import (
     Waker,
 )
 from idp.services.authentication import AuthenticationService
+from idp.services.auto_attach import AutoAttachService
 from idp.services.cabinet import CabinetService
 from idp.services.captcha import CaptchaPolicy, CaptchaService
 from idp.services.clients import ClientService
@@ -85,6 +86,7 @@ class Services:
     cabinet: CabinetService
     social: SocialService
     social_proof: SocialProofService
+    auto_attach: AutoAttachService
 
 
 def build_services(
@@ -111,6 +113,8 @@ def build_services(
         uow=uow,
     )
     users = UserService(session, uow, hasher, clock)
+    # "Account confirmed": the seam where the linking service attaches billing accounts.
+    auto_attach = AutoAttachService(session, uow, linking or _no_linking, clock)
     sessions = SessionService(
         SqlSessionStore(session),
         uow,
@@ -194,7 +198,7 @@ def build_services(
             settings.issuer,
             settings.terms_version,
             settings.privacy_version,
-            on_confirmed,
+            on_confirmed or auto_attach.run,
             clock,
             link_social=social.link_in_transaction,
         ),
@@ -239,6 +243,7 @@ def build_services(
             settings.issuer,
             clock,
         ),
+        auto_attach=auto_attach,
     )
 
 

@@ -24,6 +24,7 @@ from idp.adapters.sql.models import User, Verification
 from idp.domain.contacts import parse_login
 from idp.domain.errors import ValidationError
 from idp.persistence import UnitOfWork
+from idp.services.carried_authorization import CarriedAuthorization, carry
 from idp.services.registration import IllegalTransition
 from idp.services.verification import ContactVerifier
 
@@ -59,15 +60,21 @@ class RecoveryService:
     def _now(self) -> int:
         return int(self._clock())
 
-    def start(self, login: str, address: str) -> Verification:
+    def start(
+        self, login: str, address: str, authorization: CarriedAuthorization | None = None
+    ) -> Verification:
+        """``authorization``: the portal's request that sent the person here, kept by the
+        flow until it ends (:mod:`idp.services.carried_authorization`)."""
         try:
             kind, value = parse_login(login)
         except ValidationError:
             raise ValidationError("enter your phone number or e-mail", "login") from None
         with self._uow.transaction():
-            return self._start(kind, value, address)
+            return self._start(kind, value, address, authorization)
 
-    def _start(self, kind: str, value: str, address: str) -> Verification:
+    def _start(
+        self, kind: str, value: str, address: str, authorization: CarriedAuthorization | None
+    ) -> Verification:
         column = User.phone if kind == "phone" else User.email
         verified = User.phone_verified if kind == "phone" else User.email_verified
         user = self._db.scalar(
@@ -81,7 +88,7 @@ class RecoveryService:
             contact_value=value,
             state="code_sent" if kind == "phone" else "link_sent",
             user_id=user.id if user else None,
-            payload={},
+            payload=carry({}, authorization),
             created_at=now,
             expires_at=now + FLOW_TTL,
             attempts=0,

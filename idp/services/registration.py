@@ -15,8 +15,8 @@ owner is told by a message instead (no account enumeration, checklist item 26). 
 secret is random and never sent, so it can never be confirmed.
 
 A flow may carry two more fields in its payload: ``authorization``, the pending authorization
-request that brought the person (the interaction record: ``params``, ``client_id``,
-``created_at``; resumed once the account exists, so it outlives the interaction's own TTL),
+request that brought the person (:mod:`idp.services.carried_authorization`; resumed once the
+account exists, so it outlives the interaction's own TTL),
 and ``social``, the identity of a social sign-up (:mod:`idp.services.social`), linked in the
 same transaction that creates the account. The contact is confirmed by our own code or link
 all the same.
@@ -38,6 +38,7 @@ from idp.domain.contacts import parse_login
 from idp.domain.errors import Conflict, IdpError, ValidationError
 from idp.domain.regions import check_region
 from idp.persistence import UnitOfWork
+from idp.services.carried_authorization import CarriedAuthorization, carry
 from idp.services.users import check_name
 from idp.services.verification import ContactVerifier
 
@@ -114,8 +115,10 @@ class RegistrationService:
         address: str,
         *,
         social: dict | None = None,
-        authorization: dict | None = None,
+        authorization: CarriedAuthorization | None = None,
     ) -> Started:
+        """Step 1. ``authorization``: the portal's request that sent the person here, kept
+        by the flow until it ends (:mod:`idp.services.carried_authorization`)."""
         names = {
             "family_name": check_name(family_name, "family_name"),
             "given_name": check_name(given_name, "given_name"),
@@ -128,13 +131,19 @@ class RegistrationService:
             kind, value = parse_login(contact)
         except ValidationError:
             raise ValidationError("enter a mobile number or an e-mail", "contact") from None
-        extra = {"social": social, "authorization": authorization}
-        extra = {k: v for k, v in extra.items() if v}
+        extra = {"social": social} if social else {}
         with self._uow.transaction():
-            return self._start(names, region, kind, value, address, extra)
+            return self._start(names, region, kind, value, address, extra, authorization)
 
     def _start(
-        self, names: dict, region: str, kind: str, value: str, address: str, extra: dict
+        self,
+        names: dict,
+        region: str,
+        kind: str,
+        value: str,
+        address: str,
+        extra: dict,
+        authorization: CarriedAuthorization | None,
     ) -> Started:
         owner = self._owner(kind, value)
         now = self._now()
@@ -143,14 +152,17 @@ class RegistrationService:
             purpose="register",
             contact_kind=kind,
             contact_value=value,
-            payload={
-                **names,
-                "region": region,
-                "terms_version": self._terms,
-                "privacy_version": self._privacy,
-                "accepted_at": now,
-                **extra,
-            },
+            payload=carry(
+                {
+                    **names,
+                    "region": region,
+                    "terms_version": self._terms,
+                    "privacy_version": self._privacy,
+                    "accepted_at": now,
+                    **extra,
+                },
+                authorization,
+            ),
             created_at=now,
             expires_at=now + FLOW_TTL,
             attempts=0,
@@ -258,6 +270,8 @@ class RegistrationService:
             created_at=now,
             updated_at=now,
             password_changed_at=now,
+            # Committed with the account: the search for its billing accounts is never lost.
+            auto_attach_pending_since=now,
         )
         try:
             with self._uow.transaction():
@@ -278,8 +292,16 @@ class RegistrationService:
 
     # --- legacy cabinets ------------------------------------------------------------------
 
-    def upgrade_legacy(self, flow_id: str, password: str) -> User | None:
-        """The legacy account's password turns it into a cabinet account; None when wrong."""
+    def typed_names(self, row: Verification) -> dict:
+        """The names typed in step 1 (the legacy page offers them instead of the imported)."""
+        return {k: row.payload.get(k) for k in ("family_name", "given_name", "middle_name")}
+
+    def upgrade_legacy(
+        self, flow_id: str, password: str, use_typed_names: bool = False
+    ) -> User | None:
+        """The legacy account's password turns it into a cabinet account; None when wrong.
+        The imported names are kept unless ``use_typed_names``: then step 1's replace them,
+        in the same transaction."""
         with self._uow.transaction():
             row = self.get(flow_id)
             check_transition(row.state, "completed")
@@ -287,5 +309,12 @@ class RegistrationService:
             outcome = self._legacy.upgrade(user, password)
             if not outcome.ok:
                 return None
+            if use_typed_names:
+                typed = self.typed_names(row)
+                if typed["family_name"] and typed["given_name"]:
+                    user.family_name = typed["family_name"]
+                    user.given_name = typed["given_name"]
+                    user.middle_name = typed["middle_name"]
+                    user.updated_at = self._now()
             row.state, row.completed_at = "completed", self._now()
         return user

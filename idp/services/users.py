@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from idp.adapters.sql.models import User
 from idp.domain.contacts import parse_login
 from idp.domain.errors import Conflict, ValidationError
+from idp.domain.regions import check_region
 from idp.persistence import UnitOfWork
 from idp.services.passwords import MAX_PASSWORD_LENGTH, PasswordHasher
 
@@ -77,7 +78,11 @@ class UserService:
         password: str,
         middle_name: str | None = None,
         locale: str = "ru",
+        region: str | None = None,
+        auto_attach: bool = False,
     ) -> User:
+        """An account, its login confirmed. ``auto_attach``: search for its billing accounts
+        as registration does (:mod:`idp.services.auto_attach`; ``region`` then matters)."""
         kind, value = parse_login(login)
         check_password(password)
         now = int(self._clock())
@@ -96,6 +101,8 @@ class UserService:
             created_at=now,
             updated_at=now,
             password_changed_at=now,
+            region=check_region(region) if region else None,
+            auto_attach_pending_since=now if auto_attach else None,
         )
         with self._uow.transaction():
             self._db.add(user)

@@ -9,6 +9,7 @@ from idp.domain.errors import LinkingFailed, ValidationError
 from idp.services.cabinet import Person
 from idp.web import services
 from idp.web.attach import linking_message
+from idp.web.carry import client_name
 from idp.web.cookies import current_session
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -20,6 +21,8 @@ def home():
     if sso is None:
         return redirect(url_for("auth.login"), code=303)
     user = services().users.get(sso.user_id)
+    # A search for billing accounts the linking service missed at confirmation: once more.
+    auto_pending = not services().auto_attach.run(user)
     # The rest of the page works without the linking service: only its part says so.
     accounts, accounts_error = None, None
     try:
@@ -31,11 +34,14 @@ def home():
         user=user,
         accounts=accounts,
         accounts_error=accounts_error,
+        auto_pending=auto_pending,
+        auto_attached=[a for a in accounts or () if a.number in (user.auto_attached or ())],
         consents=services().consents.list_for(user.id),
         sessions=services().sessions.list_for(user.id),
         current_sid=sso.id,
         welcome=request.args.get("welcome"),
         detached=request.args.get("detached"),
+        portal_name=client_name(request.args.get("portal")),
     )
 
 

@@ -9,18 +9,12 @@ from idp.domain.errors import AuthenticationFailed
 from idp.domain.scopes import split_scope
 from idp.services.authentication import PASSWORD_ACR
 from idp.web import client_address, services, settings
+from idp.web.carry import client_name
 from idp.web.cookies import cookie_name, current_session, set_session_cookie
+from idp.web.filters import SCOPE_LABELS
 from idp.web.oauth import StoredRequest, load_interaction, process_authorization, save_interaction
 
 bp = Blueprint("auth", __name__)
-
-SCOPE_LABELS = {
-    "openid": lazy_gettext("Идентификатор вашей учётной записи"),
-    "profile": lazy_gettext("Фамилия, имя и отчество"),
-    "email": lazy_gettext("Адрес электронной почты"),
-    "phone": lazy_gettext("Номер мобильного телефона"),
-    "offline_access": lazy_gettext("Доступ к данным, когда вы не в сети"),
-}
 
 GENERIC_FAILURE = lazy_gettext("Неверный логин или пароль.")
 
@@ -56,6 +50,11 @@ def login():
             notice = gettext("Пароль изменён. Войдите с новым паролем.")
         elif request.args.get("upgraded"):
             notice = gettext("Учётная запись подключена к Единому личному кабинету. Войдите.")
+            if request.args.get("upgraded") == "kept":
+                notice += " " + gettext(
+                    "Фамилия, имя и отчество сохранены из прежнего личного кабинета; изменить "
+                    "их можно в разделе «Персональная информация»."
+                )
         return render_template(
             "login.html",
             interaction=uid,
@@ -63,6 +62,7 @@ def login():
             login=hint[:254],
             error=None,
             notice=notice,
+            portal_name=None if interaction else client_name(request.args.get("portal")),
         )
 
     login_value = request.form.get("login", "")

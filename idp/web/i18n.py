@@ -42,6 +42,15 @@ _GET_PAGE_FOR = {
 }
 # Endpoints that serve a step of a sign-in, and where they carry the interaction id.
 _INTERACTION_IN_VIEW_ARGS = ("auth.consent", "oauth.resume")
+# Sign-in page, and the self-service pages a portal's sign-in leads to (the interaction in a
+# query or form parameter): they speak the sign-in's language.
+_INTERACTION_IN_PARAMS = (
+    "auth.login",
+    "register.start",
+    "register.submit",
+    "recover.start",
+    "recover.submit",
+)
 
 
 def _supported(tag: str | None) -> str | None:
@@ -68,7 +77,7 @@ def explicit_choice() -> str | None:
 def _interaction_uid() -> str | None:
     if request.endpoint in _INTERACTION_IN_VIEW_ARGS:
         return (request.view_args or {}).get("uid")
-    if request.endpoint == "auth.login":
+    if request.endpoint in _INTERACTION_IN_PARAMS:
         return _param("interaction")
     return None
 
@@ -151,7 +160,7 @@ def _switch_target(lang: str) -> str:
         endpoint = _GET_PAGE_FOR.get(request.endpoint or "")
         path = url_for(endpoint) if endpoint else request.path
         args = []
-        uid = _param("interaction") if request.endpoint == "auth.login" else None
+        uid = _param("interaction") if request.endpoint in _INTERACTION_IN_PARAMS else None
         if uid:
             args.append(("interaction", uid))
         if endpoint is None and not _answers_get(path):

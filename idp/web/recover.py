@@ -8,9 +8,18 @@ from flask_babel import gettext
 from idp.domain.contacts import parse_login
 from idp.domain.errors import ValidationError
 from idp.ports import DeliveryFailed
+from idp.services.carried_authorization import carried_by
 from idp.services.delivery import SmsRefused, mask_contact
 from idp.services.verification import SecretRejected
 from idp.web import client_address, services
+from idp.web.carry import (
+    carried_from_request,
+    client_name,
+    interaction_uid,
+    mark_started_here,
+    started_here,
+    to_sign_in,
+)
 from idp.web.forms import (
     ERRORS,
     captcha_needed,
@@ -36,12 +45,15 @@ def _form(login="", errors=None, status=200, captcha=False):
     needs = captcha or captcha_needed(None) or bool(errors and "captcha" in errors)
     picture = new_captcha() if needs else None
     throttled, headers = captcha_status(picture)
+    carried = carried_from_request()
     return (
         render_template(
             "recover/start.html",
             login=login,
             errors=errors or {},
             captcha=picture,
+            interaction=interaction_uid(),
+            client_name=client_name(carried.client_id if carried else None),
         ),
         throttled or status,
         headers,
@@ -69,7 +81,9 @@ def submit():
         if not captcha_ok(request.form):
             return _form(login, {"captcha": ERRORS["captcha"]}, 400)
     try:
-        flow = services().recovery.start(login, client_address())
+        flow = services().recovery.start(
+            login, client_address(), authorization=carried_from_request()
+        )
     except (SmsRefused, DeliveryFailed):
         return _form(
             login, {"login": gettext("Не удалось отправить сообщение. Попробуйте позже.")}, 503
@@ -77,6 +91,7 @@ def submit():
     if kind == "phone":
         policy.note_sms(value)
     remember_flow("recover", flow.id)
+    mark_started_here("recover", flow.id)
     if kind == "phone":
         return redirect(url_for("recover.confirm"), code=303)
     return render_template("recover/sent.html", masked=mask_contact(value))
@@ -124,6 +139,7 @@ def password():
             error, status = password_error(exc), 400
         else:
             forget_flow("recover")
-            # No automatic sign-in after a reset (OWASP Forgot Password Cheat Sheet).
-            return redirect(url_for("auth.login", reset="1"), code=303)
+            # No automatic sign-in after a reset (OWASP Forgot Password Cheat Sheet); signing
+            # in completes the portal's request that sent the person here, if any.
+            return to_sign_in(carried_by(flow.payload), started_here("recover", flow.id), reset="1")
     return render_template("recover/password.html", error=error), status

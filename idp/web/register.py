@@ -11,10 +11,20 @@ from idp.domain.errors import Conflict, ValidationError
 from idp.domain.regions import REGIONS
 from idp.ports import DeliveryFailed
 from idp.services.authentication import PASSWORD_ACR
+from idp.services.carried_authorization import CarriedAuthorization, carried_by
 from idp.services.delivery import SmsRefused, mask_contact
 from idp.services.social import amr_for
 from idp.services.verification import SecretRejected
 from idp.web import client_address, services
+from idp.web.carry import (
+    after_sign_in,
+    carried_from_request,
+    client_name,
+    interaction_uid,
+    mark_started_here,
+    started_here,
+    to_sign_in,
+)
 from idp.web.cookies import cookie_name, set_session_cookie
 from idp.web.forms import (
     ERRORS,
@@ -31,7 +41,7 @@ from idp.web.forms import (
     resend_step,
     secret_error,
 )
-from idp.web.oauth import load_interaction, save_interaction
+from idp.web.oauth import load_interaction
 
 bp = Blueprint("register", __name__)
 
@@ -51,6 +61,7 @@ def _step1(form=None, errors=None, status=200, captcha=False):
     needs = captcha or captcha_needed(None) or bool(errors and "captcha" in errors)
     picture = new_captcha() if needs else None
     throttled, headers = captcha_status(picture)
+    carried = carried_from_request()
     return (
         render_template(
             "register/step1.html",
@@ -61,6 +72,8 @@ def _step1(form=None, errors=None, status=200, captcha=False):
             social_provider=(
                 services().social.display_name(social["profile"].provider) if social else None
             ),
+            interaction=interaction_uid(),
+            client_name=client_name(carried.client_id if carried else None),
         ),
         throttled or status,
         headers,
@@ -113,8 +126,13 @@ def submit():
             form.get("accept") == "1",
             client_address(),
             social=services().social.flow_payload(social["profile"]) if social else None,
-            # The portal's request that sent the person to the provider, carried by the flow.
-            authorization=load_interaction(social["interaction"]) if social else None,
+            # The portal's request that sent the person here (or to the provider first),
+            # carried by the flow.
+            authorization=(
+                CarriedAuthorization.from_interaction(load_interaction(social["interaction"]))
+                if social
+                else carried_from_request()
+            ),
         )
     except ValidationError as exc:
         return _step1(form, {exc.field or "contact": ERRORS.get(exc.field or "contact")}, 400)
@@ -129,6 +147,7 @@ def submit():
     if social:
         services().social.drop_pending(session.pop("social_pending", None))
     remember_flow("register", started.flow.id)
+    mark_started_here("register", started.flow.id)
     if started.legacy:
         return redirect(url_for("register.legacy"), code=303)
     if kind == "phone":
@@ -216,6 +235,7 @@ def password():
             ), 409
         else:
             forget_flow("register")
+            carried, here = carried_by(flow.payload), started_here("register", flow.id)
             opened = services().sessions.open(
                 user,
                 amr=amr_for(social["provider"]) if social else ["pwd"],
@@ -226,13 +246,8 @@ def password():
                 previous_cookie=request.cookies.get(cookie_name()),
             )
             session.clear()
-            carried = flow.payload.get("authorization")
-            if carried:
-                # Back to the portal: the authorization endpoint checks the request again.
-                uid = save_interaction(carried)
-                response = redirect(url_for("oauth.resume", uid=uid), code=303)
-            else:
-                response = redirect(url_for("account.home", welcome="1"), code=303)
+            # Sent by a portal: back to it with its code; else step 3, the main page.
+            response = after_sign_in(carried, here, welcome="1")
             set_session_cookie(response, opened)
             return response
     return render_template(
@@ -252,9 +267,14 @@ def legacy():
             status = 400  # the page had no picture (too many): one now, and no "wrong code"
         elif not captcha_ok(request.form):
             error, status = ERRORS["captcha"], 400
-        elif services().registration.upgrade_legacy(flow.id, request.form.get("password", "")):
+        elif services().registration.upgrade_legacy(
+            flow.id, request.form.get("password", ""), request.form.get("use_typed_names") == "1"
+        ):
             forget_flow("register")
-            return redirect(url_for("auth.login", upgraded="1"), code=303)
+            names = "typed" if request.form.get("use_typed_names") == "1" else "kept"
+            return to_sign_in(
+                carried_by(flow.payload), started_here("register", flow.id), upgraded=names
+            )
         else:
             error, status = "wrong_password", 400
     picture = new_captcha(flow.id)
@@ -265,6 +285,8 @@ def legacy():
             error=error,
             masked=mask_contact(flow.contact_value),
             captcha=picture,
+            typed=services().registration.typed_names(flow),
+            use_typed=request.form.get("use_typed_names") == "1",
         ),
         throttled or status,
         headers,

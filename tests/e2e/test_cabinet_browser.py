@@ -23,7 +23,9 @@ SHOTS = RESULTS / "cabinet"
 
 
 @pytest.fixture
-def cabinet(live, make_linking):  # noqa: F811
+def cabinet_linking(live, make_linking):  # noqa: F811
+    """The IdP talking to a real linking service on the demo billing data, with the demo
+    user; yields both."""
     linking = make_linking()
     load_demo(linking.sessions, CHEAP)
     client = GrpcLinkingClient(linking.target, lambda: "", timeout=5)
@@ -36,8 +38,13 @@ def cabinet(live, make_linking):  # noqa: F811
         given_name="Мария",
         middle_name="Петровна",
     )
-    yield live
+    yield live, linking
     client.close()
+
+
+@pytest.fixture
+def cabinet(cabinet_linking):
+    return cabinet_linking[0]
 
 
 def _shoot(page, name: str) -> None:
@@ -152,3 +159,105 @@ def test_finish_registration_without_attaching(cabinet, chromium, profile):
     expect(page.get_by_role("link", name="Привязать лицевой счет")).to_be_visible()
     expect(page.get_by_role("button", name="Завершить регистрацию без привязки")).to_have_count(0)
     _shoot(page, f"{profile}-08-finished-without-attaching")
+
+
+def _sign_in(chromium, live, login=DEMO_LOGIN, password=DEMO_PASSWORD):
+    context = chromium.new_context(locale="ru-RU", viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(f"{live.url}/login")
+    page.get_by_label("Логин").fill(login)
+    page.get_by_label("Пароль").fill(password)
+    page.get_by_role("button", name="Войти").click()
+    return context, page
+
+
+def _to_step3(page, live, number="159000000001"):
+    from playwright.sync_api import expect
+
+    page.goto(f"{live.url}/account/attach?new=1")
+    page.get_by_label("Регион лицевого счёта").fill("Пермский край")
+    page.get_by_label("№ лицевого счёта").fill(number)
+    page.get_by_role("button", name="Продолжить").click()
+    page.get_by_label("Домашний Интернет").check()
+    page.get_by_role("button", name="Продолжить").click()
+    expect(page.get_by_role("heading", name="Укажите логин и пароль доступа")).to_be_visible()
+
+
+def test_reattach_from_another_person_who_is_told(cabinet_linking, chromium, profile):
+    """159000000001 is held by another cabinet account; the demo user proves it: re-attached,
+    and the previous holder's notice is in the outbox (through the link-event consumer)."""
+    from playwright.sync_api import expect
+
+    from idp.extensions import db
+    from idp.services.link_events import LinkEventNotifier
+    from tests.e2e.test_lifecycle_browser import outbox
+    from tests.linking_service.test_attachment import attach_by_number
+    from tests.linking_service.test_idp_auto_attach import mint
+
+    live, linking = cabinet_linking
+    _, other_login = make_user(live, "+79995550901", family_name="Орлова", given_name="Вера")
+    _, other_token = linking.user_token(other_login)
+    attach_by_number(
+        linking, other_token, number="159000000001", login="ivanova.perm", password="Kv7pT2mq"
+    )
+    context, page = _sign_in(chromium, live)
+    _to_step3(page, live)
+    page.get_by_label("Логин").fill("ivanova.perm")
+    page.get_by_label("Пароль").fill("Kv7pT2mq")
+    page.get_by_role("button", name="Продолжить").click()
+    expect(page.locator("#attach-result")).to_contain_text(
+        "был привязан к другой учётной записи ЕЛК"
+    )
+    _shoot(page, f"{profile}-10-reattached")
+    page.get_by_role("link", name="Вернуться на главную").click()
+    expect(page.locator(".accounts li[data-number='159000000001']")).to_have_count(1)
+
+    # `idp linking-events`, once: the re-attachment event becomes the previous holder's notice.
+    events = GrpcLinkingClient(linking.target, mint(live))
+    try:
+        with live.ctx():
+            services = live.services
+            notifier = LinkEventNotifier(db.session, services.store, services.delivery)
+            found = events.events(notifier.cursor(), wait=0.8)
+            assert [e.type for e in found] == ["attached", "reattached"]
+            assert notifier.handle(found) == 1
+    finally:
+        events.close()
+    [notice] = outbox(context, live, other_login)
+    assert "159000000001" in notice and "другой учётной записи" in notice
+    assert outbox(context, live, DEMO_LOGIN) == []  # the new holder is not told
+    context.close()
+
+
+def test_the_linking_service_away_mid_wizard_loses_nothing(cabinet, chromium, profile):
+    """At step 3 the linking service goes away: a clear page, nothing typed is lost (but
+    the password), and once it is back the same flow continues."""
+    from playwright.sync_api import expect
+
+    live = cabinet
+    context, page = _sign_in(chromium, live)
+    _to_step3(page, live)
+    working = live.app.extensions["idp.linking"]
+    away = GrpcLinkingClient("127.0.0.1:1", lambda: "", timeout=0.5)
+    live.app.extensions["idp.linking"] = away
+    try:
+        page.get_by_label("Логин").fill("ivanova.perm")
+        page.get_by_label("Пароль").fill("Kv7pT2mq")
+        page.get_by_role("button", name="Продолжить").click()
+        expect(page.get_by_text("сейчас недоступен")).to_be_visible()
+        expect(page.get_by_role("link", name="Попробовать ещё раз")).to_be_visible()
+        expect(page.get_by_role("link", name="Вернуться на главную")).to_be_visible()
+        assert "Kv7pT2mq" not in page.content() and "UNAVAILABLE" not in page.content()
+        _shoot(page, f"{profile}-11-linking-away")
+    finally:
+        live.app.extensions["idp.linking"] = working
+        away.close()
+    page.get_by_role("link", name="Попробовать ещё раз").click()
+    expect(page.get_by_role("heading", name="Укажите логин и пароль доступа")).to_be_visible()
+    expect(page.get_by_role("textbox", name="Логин", exact=True)).to_have_value("ivanova.perm")
+    expect(page.locator(".progress li.done")).to_have_count(2)
+    page.get_by_label("Пароль").fill("Kv7pT2mq")
+    page.get_by_role("button", name="Продолжить").click()
+    expect(page.locator("#attach-result")).to_contain_text("159000000001 привязан")
+    _shoot(page, f"{profile}-12-attached-after-the-service-returned")
+    context.close()

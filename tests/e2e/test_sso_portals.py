@@ -222,3 +222,34 @@ def test_sign_in_once_for_two_portals_and_out_of_both(live, portals, chromium):
     page.get_by_role("link", name="Войти через ЕЛК").click()
     expect(page.get_by_label("Пароль")).to_be_visible()
     context.close()
+
+
+def test_register_from_a_portal_and_land_back_on_it(live, portals, chromium):
+    """«Войти через ЕЛК» → «Регистрация» → the SMS code from /dev/outbox → a password →
+    back at the portal, signed in as the new person (the portal's request was carried)."""
+    from playwright.sync_api import expect
+
+    from tests.e2e.test_lifecycle_browser import GOOD_PASSWORD, enter_code, fill_step1, last_code
+
+    _, running = portals
+    shop = running["shop"]
+    phone = "+79995557701"
+    context = chromium.new_context(locale="ru-RU", viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(shop.url + "/")
+    page.get_by_role("link", name="Войти через ЕЛК").click()
+    expect(page.get_by_text("для входа в «Интернет-магазин»")).to_be_visible()
+    page.get_by_role("link", name="Регистрация").click()
+    expect(page.get_by_text("для входа в «Интернет-магазин»")).to_be_visible()
+    fill_step1(page, "8 999 555-77-01")
+    _shoot(page, "10-register-from-shop")
+    page.get_by_role("button", name="Продолжить").click()
+    expect(page.get_by_role("heading", name="Подтвердите операцию")).to_be_visible()
+    enter_code(page, last_code(context, live, phone))
+    page.get_by_label("Пароль", exact=True).fill(GOOD_PASSWORD)
+    page.get_by_role("button", name="Завершить регистрацию").click()
+    expect(page.get_by_role("heading", name="Здравствуйте, Анна Игоревна!")).to_be_visible()
+    assert page.url.startswith(shop.url)
+    assert _claim(page, "Фамилия") == "Соколова"
+    _shoot(page, "11-shop-signed-in-after-registration")
+    context.close()

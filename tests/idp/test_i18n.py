@@ -307,6 +307,7 @@ CONTEXT = {
     "progress": [("Billing account details", "done"), ("Result", "current")],
     "number": "159000000001",
     "chosen": "home_internet",
+    "typed": {"family_name": "Sokolova", "given_name": "Anna", "middle_name": None},
 }
 
 

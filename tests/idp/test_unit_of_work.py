@@ -191,6 +191,25 @@ def test_registration_confirmation_commits_once(app):
         with counting(app) as completing:
             registration.complete(flow.flow.id, NEW_PASSWORD)
     assert confirming.commits == 1, confirming.statements
+    # Two use cases: the account (its automatic attachment pending) and the completed flow in
+    # one commit; then, once the linking service has answered outside any transaction, the
+    # search's result in a second one (idp/services/auto_attach.py).
+    assert completing.commits == 2, completing.statements
+    assert completing.statements[:3] == ["INSERT", "UPDATE", "UPDATE"], completing.statements
+
+
+def test_registration_completion_commits_once_when_linking_is_away(app):
+    from idp.domain.errors import LinkingFailed
+
+    phone = f"+7999{uuid.uuid4().int % 10**7:07d}"
+    app.extensions["idp.linking"].auto_failure = LinkingFailed("UNAVAILABLE")
+    with app.app_context():
+        registration = services(app).registration
+        flow = registration.start("Орлова", "Вера", None, "Пермский край", phone, True, ADDRESS)
+        registration.confirm_code(flow.flow.id, queued_code(app, phone))
+        with counting(app) as completing:
+            user = registration.complete(flow.flow.id, NEW_PASSWORD)
+        assert services(app).users.get(user.id).auto_attach_pending_since is not None
     assert completing.commits == 1, completing.statements
 
 

@@ -55,6 +55,10 @@ class User(Base):
     password_changed_at: Mapped[int] = mapped_column(BigInteger, default=0)
     # «Завершить регистрацию без привязки лицевого счета»: when the person chose it.
     attach_skipped_at: Mapped[int | None] = mapped_column(BigInteger)
+    # Automatic attachment at "account confirmed" (idp/services/auto_attach.py): set while the
+    # linking service has not answered yet (retried), then the numbers it attached.
+    auto_attach_pending_since: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    auto_attached: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class Client(Base):
