@@ -116,7 +116,7 @@ def create_app(
     from idp.extensions import csrf, db, migrate
     from idp.oidc.server import OIDCServer
     from idp.services.container import build_services
-    from idp.web import register_web
+    from idp.web import register_web, request_context
 
     app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
     app.config.update(
@@ -165,6 +165,7 @@ def create_app(
             # "Account confirmed": the seam where the linking service attaches billing accounts.
             on_confirmed=lambda user: app.extensions["idp.linking"].auto_attach(user),
             linking=lambda: app.extensions["idp.linking"],
+            request_context=request_context,
         )
         server = OIDCServer(app, settings, services, store)
     app.extensions["idp.linking"] = linking or _linking(settings, services)

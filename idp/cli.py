@@ -12,6 +12,7 @@ import click
 from idp.config import ConfigError, load_settings
 from idp.domain.errors import IdpError
 from idp.legacy_cli import legacy
+from idp.ops_cli import audit, purge, support
 
 #: Seconds ``idp serve`` may take to stop after SIGTERM before it exits regardless.
 SERVE_STOP_DEADLINE = 5.0
@@ -56,6 +57,18 @@ def keys() -> None:
     """Token-signing keys."""
 
 
+def parse_age(value: str | None) -> int | None:
+    """``30d``, ``12h``, ``90m`` or plain seconds → seconds."""
+    if value is None:
+        return None
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    text = value.strip().lower()
+    number, unit = (text[:-1], units[text[-1]]) if text[-1:] in units else (text, 1)
+    if not number.isdigit() or int(number) < 1:
+        raise click.BadParameter(f"{value!r} is not an age like 30d, 12h or 3600")
+    return int(number) * unit
+
+
 @keys.command("rotate")
 @click.option("--alg", type=click.Choice(["ES256", "RS256"]), default="ES256", show_default=True)
 @click.option(
@@ -64,15 +77,30 @@ def keys() -> None:
     is_flag=True,
     help="Sign with the new key at once (a compromised key), not after propagation.",
 )
-def keys_rotate(alg: str, immediately: bool) -> None:
+@click.option(
+    "--if-older-than",
+    "older_than",
+    help="Only when the newest key of --alg is at least this old (30d, 12h, seconds): cron.",
+)
+@click.option("--operator", help="Who rotates (kept in the audit trail).")
+def keys_rotate(alg: str, immediately: bool, older_than: str | None, operator: str | None) -> None:
     """Publish a new key; it signs after every cache has seen it, and the old key stays
-    published until its tokens expire."""
+    published until its tokens expire. With --if-older-than it is safe to run from cron
+    (on several replicas at once on PostgreSQL): a young key is left alone."""
+    max_age = parse_age(older_than)
     app = _app()
     with app.app_context():
         keys = app.extensions["idp.services"].keys
-        kid = keys.rotate(alg, activate_in=0 if immediately else None)
+        activate_in = 0 if immediately else None
+        if max_age is None:
+            kid = keys.rotate(alg, activate_in=activate_in, operator=operator)
+        else:
+            kid = keys.rotate_if_older(alg, max_age, activate_in=activate_in, operator=operator)
         delay = 0 if immediately else keys.propagation_delay
-    click.echo(json.dumps({"kid": kid, "alg": alg, "signs_in_seconds": delay}))
+    if kid is None:
+        click.echo(json.dumps({"kid": None, "alg": alg, "rotated": False}))
+        return
+    click.echo(json.dumps({"kid": kid, "alg": alg, "signs_in_seconds": delay, "rotated": True}))
 
 
 @keys.command("ensure")
@@ -150,6 +178,7 @@ def client_json(client, secret=None) -> dict:
     help="Public JWK Set of a private_key_jwt client.",
 )
 @click.option("--id-token-alg", type=click.Choice(["ES256", "RS256"]), default="ES256")
+@click.option("--operator", help="Who registers it (kept in the audit trail).")
 def clients_create(
     name,
     redirect_uris,
@@ -162,6 +191,7 @@ def clients_create(
     auth_method,
     jwks_file,
     id_token_alg,
+    operator,
 ):
     """Register a client; prints JSON with client_id (and client_secret, shown only once)."""
     jwks = None
@@ -186,6 +216,7 @@ def clients_create(
                 auth_method=auth_method,
                 jwks=jwks,
                 id_token_alg=id_token_alg,
+                operator=operator,
             )
         except IdpError as exc:
             raise _fail(exc) from None
@@ -284,7 +315,7 @@ def linking_events(once: bool, wait: float) -> None:
 
         services = app.extensions["idp.services"]
         notifier = LinkEventNotifier(
-            db.session, services.store, services.delivery, uow=services.uow
+            db.session, services.store, services.delivery, uow=services.uow, audit=services.audit
         )
         while not stop.is_set():
             try:
@@ -386,6 +417,9 @@ def serve(host: str, port: int) -> None:
 
 
 main.add_command(legacy)
+main.add_command(audit)
+main.add_command(support)
+main.add_command(purge)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

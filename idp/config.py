@@ -112,6 +112,9 @@ class Settings:
     linking_allow_plaintext: bool = False
     terms_version: str = "2026-01"
     privacy_version: str = "2026-01"
+    # `idp purge`: audit events and delivered/dead outbox rows older than these are deleted.
+    audit_retention_days: int = 400
+    outbox_retention_days: int = 7
 
     def __repr__(self) -> str:
         shown = []
@@ -348,6 +351,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         smtp_password=env.get("IDP_SMTP_PASSWORD") or None,
         smtp_security=security,
         mail_from=env.get("IDP_MAIL_FROM", "ЕЛК Ростелеком <no-reply@lk.rt.ru>"),
+        audit_retention_days=_int(env, "IDP_AUDIT_RETENTION_DAYS", 400),
+        outbox_retention_days=_int(env, "IDP_OUTBOX_RETENTION_DAYS", 7),
         **linking,
     )
     if settings.code_ttl > 600:

@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from idp.adapters.sql.models import AuthorizationCode, Client, Grant, SsoSession
+from idp.domain.audit import AuditEvent
 
 
 class UnitOfWork(Protocol):
@@ -101,3 +102,23 @@ class SessionStore(Protocol):
         ...
 
     def clients_of(self, session_id: str) -> list[Client]: ...
+
+
+class AuditLog(Protocol):
+    """The security audit trail: append-only rows written in the caller's unit of work."""
+
+    def add(self, event: AuditEvent) -> None: ...
+
+    def recent(self, subject: str, limit: int) -> list[AuditEvent]:
+        """The subject's latest events, newest first."""
+        ...
+
+    def between(
+        self, since: int, until: int | None = None, subject: str | None = None
+    ) -> list[AuditEvent]:
+        """Events with ``since <= at < until`` (of one subject), oldest first."""
+        ...
+
+    def purge_before(self, cutoff: int, batch: int) -> int:
+        """Delete one batch of at most ``batch`` events older than ``cutoff``; how many."""
+        ...

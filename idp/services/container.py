@@ -8,14 +8,18 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from idp.adapters.sql.audit import SqlAuditLog
+from idp.adapters.sql.housekeeping import SqlHousekeeping
 from idp.adapters.sql.models import User
 from idp.adapters.sql.outbox import SqlOutbox
 from idp.adapters.sql.sessions import SqlSessionStore
 from idp.adapters.sql.tokens import SqlTokenStore
 from idp.adapters.sql.uow import SqlUnitOfWork
 from idp.config import LINKING_RESOURCE, Settings
+from idp.domain.audit import RequestContext, no_request
 from idp.persistence import UnitOfWork
 from idp.ports import CaptchaRenderer, EphemeralStore, LinkingClient, Waker
+from idp.services.audit import AuditService
 from idp.services.authentication import AuthenticationService
 from idp.services.cabinet import CabinetService
 from idp.services.captcha import CaptchaPolicy, CaptchaService
@@ -29,6 +33,7 @@ from idp.services.delivery import (
     SmsPumpingGuard,
 )
 from idp.services.health import HealthService
+from idp.services.housekeeping import HousekeepingService, Retention
 from idp.services.keys import KeyService
 from idp.services.legacy import LegacyUpgrade
 from idp.services.logout import LogoutService
@@ -38,6 +43,7 @@ from idp.services.profile import ProfileService
 from idp.services.recovery import RecoveryService
 from idp.services.registration import RegistrationService
 from idp.services.sessions import SessionService
+from idp.services.support import SupportService
 from idp.services.throttle import LoginThrottle
 from idp.services.tokens import TokenPolicy, TokenService
 from idp.services.users import UserService
@@ -73,6 +79,9 @@ class Services:
     recovery: RecoveryService
     profile: ProfileService
     cabinet: CabinetService
+    audit: AuditService
+    support: SupportService
+    housekeeping: HousekeepingService
 
 
 def build_services(
@@ -84,9 +93,12 @@ def build_services(
     clock: Callable[[], float] = time.time,
     on_confirmed: Callable[[User], None] | None = None,
     linking: Callable[[], LinkingClient] | None = None,
+    request_context: Callable[[], RequestContext] = no_request,
 ) -> Services:
     # One unit of work over the session, shared by every service: a use case commits once.
     uow = SqlUnitOfWork(session)
+    # Security events, written in the transaction of the change each records.
+    audit = AuditService(SqlAuditLog(session), uow, clock, request_context)
     digest = KeyedDigest(settings.secret_key)
     hasher = PasswordHasher()
     keys = KeyService(
@@ -95,8 +107,9 @@ def build_services(
         max_token_ttl=max(settings.access_token_ttl, settings.id_token_ttl),
         clock=clock,
         uow=uow,
+        audit=audit,
     )
-    users = UserService(session, uow, hasher, clock)
+    users = UserService(session, uow, hasher, clock, audit=audit)
     sessions = SessionService(
         SqlSessionStore(session),
         uow,
@@ -104,6 +117,7 @@ def build_services(
         settings.session_ttl,
         settings.remember_me_ttl,
         clock,
+        audit=audit,
     )
     tokens = TokenService(
         SqlTokenStore(session),
@@ -140,12 +154,12 @@ def build_services(
         digest=digest,
         hasher=hasher,
         keys=keys,
-        clients=ClientService(session, uow, digest, settings.scopes_supported, clock),
+        clients=ClientService(session, uow, digest, settings.scopes_supported, clock, audit=audit),
         users=users,
         sessions=sessions,
         consents=ConsentService(session, uow, tokens, clock),
         tokens=tokens,
-        auth=AuthenticationService(uow, users, hasher, throttle),
+        auth=AuthenticationService(uow, users, hasher, throttle, audit=audit),
         logout=LogoutService(settings.issuer, sessions, tokens, keys, outbox, uow, clock),
         throttle=throttle,
         health=HealthService(session, uow, store),
@@ -172,6 +186,7 @@ def build_services(
             settings.privacy_version,
             on_confirmed,
             clock,
+            audit=audit,
         ),
         recovery=RecoveryService(
             session,
@@ -184,6 +199,7 @@ def build_services(
             tokens,
             settings.issuer,
             clock,
+            audit=audit,
         ),
         profile=ProfileService(
             session,
@@ -197,11 +213,24 @@ def build_services(
             tokens,
             settings.issuer,
             clock,
+            audit=audit,
         ),
         cabinet=CabinetService(
             linking or _no_linking,
             tokens,
             settings.resources[0] if settings.resources else LINKING_RESOURCE,
+        ),
+        audit=audit,
+        support=SupportService(session, uow, users, sessions, tokens, throttle, audit, clock),
+        housekeeping=HousekeepingService(
+            SqlHousekeeping(session),
+            SqlAuditLog(session),
+            uow,
+            Retention(
+                audit_days=settings.audit_retention_days,
+                outbox_days=settings.outbox_retention_days,
+            ),
+            clock,
         ),
     )
 

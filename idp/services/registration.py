@@ -30,6 +30,7 @@ from idp.domain.contacts import parse_login
 from idp.domain.errors import Conflict, IdpError, ValidationError
 from idp.domain.regions import check_region
 from idp.persistence import UnitOfWork
+from idp.services.audit import AuditService
 from idp.services.users import check_name
 from idp.services.verification import ContactVerifier
 
@@ -73,7 +74,9 @@ class RegistrationService:
         privacy_version: str = "2026-01",
         on_confirmed: Callable[[User], None] | None = None,
         clock: Callable[[], float] = time.time,
+        audit: AuditService | None = None,
     ) -> None:
+        self._audit = audit or AuditService.in_memory(clock)
         self._db = session
         self._uow = uow
         self._verifier = verifier
@@ -245,6 +248,9 @@ class RegistrationService:
                 self._db.add(user)
                 row.state, row.user_id, row.completed_at = "completed", user.id, now
                 self._db.flush()
+                self._audit.record(
+                    "account.registered", subject=user.id, details={"via": row.contact_kind}
+                )
         except IntegrityError:
             # Rolled back. Only the contact's unique constraint means "taken meanwhile"; any
             # other failure is ours, and the confirmed flow stays so that the person can retry.

@@ -15,6 +15,7 @@ from idp.adapters.sql.models import User
 from idp.domain.contacts import parse_login
 from idp.domain.errors import Conflict, ValidationError
 from idp.persistence import UnitOfWork
+from idp.services.audit import AuditService
 from idp.services.passwords import MAX_PASSWORD_LENGTH, PasswordHasher
 
 MIN_PASSWORD_LENGTH = 8
@@ -63,7 +64,9 @@ class UserService:
         uow: UnitOfWork,
         hasher: PasswordHasher,
         clock: Callable[[], float] = time.time,
+        audit: AuditService | None = None,
     ) -> None:
+        self._audit = audit or AuditService.in_memory(clock)
         self._db = session
         self._uow = uow
         self._hasher = hasher
@@ -77,6 +80,7 @@ class UserService:
         password: str,
         middle_name: str | None = None,
         locale: str = "ru",
+        operator: str | None = None,
     ) -> User:
         kind, value = parse_login(login)
         check_password(password)
@@ -103,6 +107,9 @@ class UserService:
                 self._db.flush()
             except IntegrityError:
                 raise Conflict("an account with this login already exists") from None
+            self._audit.record(
+                "account.registered", subject=user.id, operator=operator, details={"via": "cli"}
+            )
         return user
 
     def get(self, user_id: str) -> User | None:
@@ -126,3 +133,13 @@ class UserService:
         else:
             query = select(User).where(User.phone == value, User.phone_verified.is_(True))
         return self._db.scalar(query.where(User.status == "active"))
+
+    def find_any(self, login: str) -> User | None:
+        """The account whose e-mail or phone is ``login``, confirmed or not, in any state
+        (the support desk and the audit export)."""
+        try:
+            kind, value = parse_login(login)
+        except ValidationError:
+            return None
+        column = User.email if kind == "email" else User.phone
+        return self._db.scalar(select(User).where(column == value))

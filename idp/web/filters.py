@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import phonenumbers
 from flask import Flask
@@ -30,6 +30,18 @@ def format_day(value: float | None) -> str:
     return datetime.fromtimestamp(value, tz=UTC).strftime("%d.%m.%Y")
 
 
+# Moscow time has had no daylight saving since 2014: a fixed offset needs no tz database.
+MOSCOW = timezone(timedelta(hours=3))
+
+
+def format_moment(value: float | None) -> str:
+    """A moment (seconds since the epoch) as Moscow time, ``dd.mm.yyyy hh:mm``."""
+    if value is None:
+        return ""
+    return datetime.fromtimestamp(value, tz=MOSCOW).strftime("%d.%m.%Y %H:%M")
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["phone"] = format_phone
     app.jinja_env.filters["day"] = format_day
+    app.jinja_env.filters["moment"] = format_moment
