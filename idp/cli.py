@@ -247,7 +247,8 @@ def users() -> None:
     required=True,
     help="Read the password from the first line of standard input.",
 )
-def users_create(login, family_name, given_name, middle_name, password_stdin):
+@click.option("--operator", help="Who creates it (kept in the audit trail).")
+def users_create(login, family_name, given_name, middle_name, password_stdin, operator):
     """Create an account with a confirmed login; prints JSON with its sub."""
     password = sys.stdin.readline().rstrip("\r\n")
     app = _app()
@@ -259,6 +260,7 @@ def users_create(login, family_name, given_name, middle_name, password_stdin):
                 given_name=given_name,
                 middle_name=middle_name,
                 password=password,
+                operator=operator,
             )
         except IdpError as exc:
             raise _fail(exc) from None
