@@ -13,7 +13,10 @@ import requests
 from idp.domain.audit import EVENT_TYPES
 from idp.domain.errors import ValidationError
 from idp.services.link_events import LinkEvent, LinkEventNotifier
+from tests.idp import test_unit_of_work as uow_tests
 from tests.support import PASSWORD, csrf_of, make_user, submit_login
+
+app = uow_tests.app  # the fixture: the app's services without a server
 
 UA = "AuditTest/1.0 (X11; Linux)"
 
@@ -140,3 +143,57 @@ def test_the_event_list_is_closed_and_documented():
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     for name in EVENT_TYPES:
         assert f"`{name}`" in readme, f"{name} is not in the README's audit table"
+
+
+# --- the account lifecycle's events, written with their change ------------------------------
+
+
+def test_lifecycle_events_commit_with_their_change_or_not_at_all(app):
+    from tests.idp.test_unit_of_work import (
+        ADDRESS,
+        NEW_PASSWORD,
+        FailingOutbox,
+        confirmed_recovery,
+        new_user,
+        open_session,
+        profile_with,
+        queued_code,
+        services,
+    )
+
+    def types(user_id):
+        with app.app_context():
+            return [e.event_type for e in services(app).audit.recent(user_id, 100)]
+
+    phone = "+79995550101"
+    with app.app_context():
+        registration = services(app).registration
+        flow = registration.start("Орлова", "Вера", None, "Пермский край", phone, True, ADDRESS)
+        registration.confirm_code(flow.flow.id, queued_code(app, phone))
+        registered = registration.complete(flow.flow.id, NEW_PASSWORD).id
+    assert types(registered) == ["account.registered"]
+
+    user_id = new_user(app, "+79995550102")
+    open_session(app, user_id)
+    recovery_flow = confirmed_recovery(app, "+79995550102")
+    with app.app_context():
+        services(app).recovery.reset(recovery_flow, NEW_PASSWORD)
+    assert set(types(user_id)[:2]) == {"session.ended", "password.recovered"}
+
+    new_phone = "+79995550103"
+    with app.app_context():
+        user = services(app).users.get(user_id)
+        flow_id = (
+            services(app).profile.start_contact_change(user, new_phone, NEW_PASSWORD, ADDRESS).id
+        )
+        code = queued_code(app, new_phone)
+        with pytest.raises(RuntimeError, match="outbox down"):
+            profile_with(app, FailingOutbox()).confirm_contact_code(user, flow_id, code, ADDRESS)
+    assert "contact.changed" not in types(user_id)  # rolled back with the change
+    with app.app_context():
+        user = services(app).users.get(user_id)
+        services(app).profile.confirm_contact_code(user, flow_id, code, ADDRESS)
+        (changed,) = [
+            e for e in services(app).audit.recent(user_id) if e.event_type == "contact.changed"
+        ]
+    assert changed.address == ADDRESS and changed.details == {"kind": "phone", "added": False}
