@@ -144,6 +144,7 @@ def build_services(
     verifier = ContactVerifier(session, uow, clock)
     # Every side effect is queued in the caller's transaction; `idp worker` sends it.
     outbox = SqlOutbox(session, waker, clock)
+    logout = LogoutService(settings.issuer, sessions, tokens, keys, outbox, uow, clock)
     channels = ChannelHealth(store)
     delivery = DeliveryService(outbox, store, MessageTemplates(), SmsPumpingGuard(store), channels)
     password_policy = PasswordPolicy.load_default()
@@ -160,7 +161,7 @@ def build_services(
         consents=ConsentService(session, uow, tokens, clock),
         tokens=tokens,
         auth=AuthenticationService(uow, users, hasher, throttle, audit=audit),
-        logout=LogoutService(settings.issuer, sessions, tokens, keys, outbox, uow, clock),
+        logout=logout,
         throttle=throttle,
         health=HealthService(session, uow, store),
         clock=clock,
@@ -221,7 +222,9 @@ def build_services(
             settings.resources[0] if settings.resources else LINKING_RESOURCE,
         ),
         audit=audit,
-        support=SupportService(session, uow, users, sessions, tokens, throttle, audit, clock),
+        support=SupportService(
+            session, uow, users, sessions, logout, tokens, throttle, audit, clock
+        ),
         housekeeping=HousekeepingService(
             SqlHousekeeping(session),
             SqlAuditLog(session),

@@ -7,7 +7,7 @@ stopped at any point; batches are safe when two replicas purge at once (see
 * verification flows (registration, recovery, contact change) past their expiry;
 * authorization codes past their expiry;
 * SSO sessions past their expiry, or ended more than a day ago;
-* grants whose access token and refresh family have both expired;
+* grants whose access token has expired, and whose refresh family (if any) has too;
 * outbox rows delivered or dead for ``outbox_days``, and the development mailbox likewise;
 * audit events older than ``audit_days`` (400 by default: a year and a bit of answers to
   "what happened to this account").

@@ -129,7 +129,6 @@ class SessionService:
         user_id: str,
         keep: str | None = None,
         reason: str = "account_change",
-        operator: str | None = None,
     ) -> int:
         """End every live session of the account but ``keep`` (password change, recovery,
         the support desk)."""
@@ -139,7 +138,6 @@ class SessionService:
                 self._audit.record(
                     "session.ended",
                     subject=user_id,
-                    operator=operator,
                     details={"reason": reason, "sessions": ended},
                 )
             return ended

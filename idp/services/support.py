@@ -41,6 +41,7 @@ class SupportService:
         uow: UnitOfWork,
         users,
         sessions,
+        logout,
         tokens,
         throttle,
         audit: AuditService,
@@ -50,6 +51,7 @@ class SupportService:
         self._uow = uow
         self._users = users
         self._sessions = sessions
+        self._logout = logout
         self._tokens = tokens
         self._throttle = throttle
         self._audit = audit
@@ -109,9 +111,13 @@ class SupportService:
         return ended
 
     def _end_everything(self, user: User, operator: str) -> int:
-        ended = self._sessions.end_all(user.id, reason="support", operator=operator)
+        """Every live session ended as a logout (its clients get back-channel logout
+        tokens), then whatever grant is left revoked; how many sessions."""
+        live = self._sessions.list_for(user.id)
+        for session in live:
+            self._logout.end(session, reason="support")
         self._tokens.revoke_for(user.id)
-        return ended
+        return len(live)
 
     def block(self, query: str, operator: str, reason: str | None = None) -> User:
         """Block the account: no sign-in, sessions ended, tokens revoked. Blocking a blocked

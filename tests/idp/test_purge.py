@@ -73,7 +73,7 @@ def session(user_id, now, expires_at, revoked_at=None) -> SsoSession:
     )
 
 
-def grant(client_id, user_id, now, access_expires_at, family_expires_at) -> Grant:
+def grant(client_id, user_id, now, access_expires_at, family_expires_at, refresh=True) -> Grant:
     return Grant(
         id=str(uuid.uuid4()),
         family_id=str(uuid.uuid4()),
@@ -81,6 +81,7 @@ def grant(client_id, user_id, now, access_expires_at, family_expires_at) -> Gran
         user_id=user_id,
         scope="openid",
         access_jti=uuid.uuid4().hex,
+        refresh_hash=uuid.uuid4().hex * 2 if refresh else None,
         access_expires_at=access_expires_at,
         family_expires_at=family_expires_at,
         created_at=now - 60,
@@ -123,6 +124,7 @@ def test_purge_deletes_what_is_due_in_batches_and_keeps_the_rest(make_live):
                 session(sub, now, now + DAY, revoked_at=now - 60),  # ended now: kept a day
                 session(sub, now, now + DAY),
                 grant(cid, sub, now, now - 1, now - 1),
+                grant(cid, sub, now, now - 1, now + DAY, refresh=False),  # nothing left of it
                 grant(cid, sub, now, now - 1, now + DAY),  # its refresh family lives on
                 grant(cid, sub, now, now + 600, now + DAY),
                 outbox(now, "sent", now - 8 * DAY),
@@ -142,7 +144,7 @@ def test_purge_deletes_what_is_due_in_batches_and_keeps_the_rest(make_live):
         "verifications": 3,
         "codes": 3,
         "sessions": 2,
-        "grants": 1,
+        "grants": 2,
         "outbox": 2,
         "dev_mailbox": 0,
         "audit": 5,

@@ -74,7 +74,11 @@ def test_show_and_unlock_a_locked_out_account(make_live):
 
 def test_a_blocked_account_cannot_sign_in_and_its_tokens_stop_working(live):
     sub, login = make_user(live)
-    client = make_client(live, scopes=["openid", "profile", "offline_access"])
+    client = make_client(
+        live,
+        scopes=["openid", "profile", "offline_access"],
+        backchannel_logout_uri="https://rp.example.com/backchannel",
+    )
     tokens = tokens_for(live, client, login)
     browser, signed_in = login_page(live, login, PASSWORD)
     assert signed_in.status_code == 303
@@ -89,7 +93,9 @@ def test_a_blocked_account_cannot_sign_in_and_its_tokens_stop_working(live):
     # ...and the person, with the right password, learns to call support.
     _, right = login_page(live, login, PASSWORD)
     assert right.status_code == 200 and BLOCKED in right.text and GENERIC not in right.text
-    # The session it had is over, its tokens are refused everywhere.
+    # Its sessions are over (the portal is told by back-channel logout), its tokens refused.
+    (notice,) = live.outbox_rows(kind="logout")
+    assert notice.payload["sub"] == sub
     page = browser.get(f"{live.url}/account/profile", allow_redirects=False, timeout=10)
     assert page.status_code == 303 and "/login" in page.headers["Location"]
     assert_oauth_error(refresh(live, client, tokens["refresh_token"]), "invalid_grant")

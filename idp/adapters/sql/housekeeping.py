@@ -25,7 +25,7 @@ from idp.adapters.sql.models import (
 AnySession = Session | scoped_session
 
 
-def _batch(session: AnySession, model, key, condition, batch: int):
+def _batch(session: AnySession, key, condition, batch: int):
     query = select(key).where(condition).order_by(key).limit(batch)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
@@ -34,7 +34,7 @@ def _batch(session: AnySession, model, key, condition, batch: int):
 
 def delete_batch(session: AnySession, model, key, condition, batch: int) -> int:
     """Delete at most ``batch`` rows of ``model`` matching ``condition``; how many went."""
-    chosen = _batch(session, model, key, condition, batch)
+    chosen = _batch(session, key, condition, batch)
     return session.execute(delete(model).where(key.in_(chosen))).rowcount or 0
 
 
@@ -66,17 +66,18 @@ class SqlHousekeeping:
         done = (SsoSession.expires_at < now) | (SsoSession.revoked_at < ended_before)
         self._db.execute(
             delete(SessionClient).where(
-                SessionClient.session_id.in_(
-                    _batch(self._db, SsoSession, SsoSession.id, done, batch)
-                )
+                SessionClient.session_id.in_(_batch(self._db, SsoSession.id, done, batch))
             )
         )
         return delete_batch(self._db, SsoSession, SsoSession.id, done, batch)
 
     def grants(self, now: int, batch: int) -> int:
-        """Access tokens whose refresh family expired too: a rotated refresh token is kept
-        while its family lives, so a replay is still recognised and revokes the family."""
-        done = (Grant.family_expires_at < now) & (Grant.access_expires_at < now)
+        """Expired access tokens, with their refresh token once its family has expired: a
+        rotated refresh token is kept while its family lives, so a replay is still recognised
+        and revokes the family."""
+        done = (Grant.access_expires_at < now) & (
+            Grant.refresh_hash.is_(None) | (Grant.family_expires_at < now)
+        )
         return delete_batch(self._db, Grant, Grant.id, done, batch)
 
     def outbox(self, before: int, batch: int) -> int:
