@@ -15,7 +15,7 @@ from collections.abc import Callable
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, RSAKey
-from sqlalchemy import func, select, text
+from sqlalchemy import false, func, select, text, update
 from sqlalchemy.orm import Session
 
 from idp.adapters.sql.models import SigningKey
@@ -118,14 +118,18 @@ class KeyService:
         self, alg: str, max_age: int, activate_in: int | None = None, operator: str | None = None
     ) -> str | None:
         """For a cron job: :meth:`rotate` only when the newest key of ``alg`` is at least
-        ``max_age`` seconds old (or there is none); None when it is younger. On PostgreSQL a
-        transaction-scoped advisory lock makes two replicas running it at once rotate once."""
+        ``max_age`` seconds old (or there is none); None when it is younger. Two runs at once
+        rotate once: the check and the rotation hold a lock taken first (a transaction-scoped
+        advisory lock on PostgreSQL, the database's write lock on SQLite), so the second run
+        sees the first one's key."""
         with self._uow.transaction():
             if self._db.get_bind().dialect.name == "postgresql":
                 self._db.execute(
                     text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
                     {"name": f"idp.keys.rotate.{alg}"},
                 )
+            else:  # a write that changes nothing takes SQLite's single write lock now
+                self._db.execute(update(SigningKey).where(false()).values(alg=SigningKey.alg))
             newest = self._db.scalar(
                 select(func.max(SigningKey.created_at)).where(SigningKey.alg == alg)
             )

@@ -185,3 +185,54 @@ def test_two_purges_at_once_share_the_work(live):
     assert not errors, errors
     assert sum(results) == 120
     assert count(live, AuditEntry) == 0
+
+
+def test_cron_key_rotation_rotates_once_when_due_even_from_two_replicas(live):
+    def es256_keys():
+        with live.ctx():
+            try:
+                keys = [k for k in live.services.keys.list_keys() if k.alg == "ES256"]
+                return {k.kid: (k.created_at, k.retired_at, k.publish_until) for k in keys}
+            finally:
+                db.session.remove()
+
+    before = es256_keys()
+    with live.ctx():
+        assert live.services.keys.rotate_if_older("ES256", 30 * DAY) is None  # young
+        db.session.remove()
+    live.clock.advance(31 * DAY)
+    kids, errors = [], []
+
+    def rotate() -> None:
+        try:
+            with live.ctx():
+                kids.append(live.services.keys.rotate_if_older("ES256", 30 * DAY, operator="cron"))
+                db.session.remove()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=rotate) for _ in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not errors, errors
+        assert sorted(kids, key=str) == sorted([None, *set(es256_keys()) - set(before)], key=str)
+    finally:
+        restore_keys(live, before)
+
+
+def restore_keys(live, before: dict) -> None:
+    """The signing keys are shared by the run's tests: put them back as they were."""
+    with live.ctx():
+        for row in live.services.keys.list_keys():
+            if row.alg != "ES256":
+                continue
+            if row.kid not in before:
+                db.session.delete(row)
+            else:
+                _, row.retired_at, row.publish_until = before[row.kid]
+        db.session.commit()
+        live.services.keys.invalidate()
+        db.session.remove()
