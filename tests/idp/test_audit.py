@@ -197,3 +197,37 @@ def test_lifecycle_events_commit_with_their_change_or_not_at_all(app):
             e for e in services(app).audit.recent(user_id) if e.event_type == "contact.changed"
         ]
     assert changed.address == ADDRESS and changed.details == {"kind": "phone", "added": False}
+
+
+# --- the port: the SQL adapter and its memory twin keep the same contract ---------------------
+
+
+@pytest.fixture(params=["memory", "sql"])
+def audit_log(request, live):
+    if request.param == "memory":
+        from idp.adapters.persistence_memory import MemoryAuditLog
+
+        yield MemoryAuditLog(), lambda: None
+        return
+    from idp.adapters.sql.audit import SqlAuditLog
+    from idp.extensions import db
+
+    with live.ctx():
+        yield SqlAuditLog(db.session), db.session.commit
+        db.session.remove()
+
+
+def test_audit_log_contract(audit_log):
+    from idp.domain.audit import AuditEvent
+
+    log, commit = audit_log
+    for at, subject in [(100, "a"), (200, "b"), (300, "a"), (300, "a"), (400, None)]:
+        log.add(AuditEvent("signin.failure", at, subject=subject, details={"at": at}))
+    commit()
+    recent = log.recent("a", 2)
+    assert [e.at for e in recent] == [300, 300] and recent[0].id > recent[1].id
+    assert [e.at for e in log.between(200)] == [200, 300, 300, 400]
+    assert [e.at for e in log.between(100, 300, "a")] == [100]
+    assert log.purge_before(300, 1) == 1 and log.purge_before(300, 5) == 1
+    commit()
+    assert [e.at for e in log.between(0)] == [300, 300, 400]
