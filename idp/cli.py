@@ -12,7 +12,7 @@ import click
 from idp.config import ConfigError, load_settings
 from idp.domain.errors import IdpError
 from idp.legacy_cli import legacy
-from idp.ops_cli import audit, purge, support
+from idp.ops_cli import audit, parse_age, purge, support
 
 #: Seconds ``idp serve`` may take to stop after SIGTERM before it exits regardless.
 SERVE_STOP_DEADLINE = 5.0
@@ -57,18 +57,6 @@ def keys() -> None:
     """Token-signing keys."""
 
 
-def parse_age(value: str | None) -> int | None:
-    """``30d``, ``12h``, ``90m`` or plain seconds → seconds."""
-    if value is None:
-        return None
-    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-    text = value.strip().lower()
-    number, unit = (text[:-1], units[text[-1]]) if text[-1:] in units else (text, 1)
-    if not number.isdigit() or int(number) < 1:
-        raise click.BadParameter(f"{value!r} is not an age like 30d, 12h or 3600")
-    return int(number) * unit
-
-
 @keys.command("rotate")
 @click.option("--alg", type=click.Choice(["ES256", "RS256"]), default="ES256", show_default=True)
 @click.option(
@@ -86,7 +74,7 @@ def parse_age(value: str | None) -> int | None:
 def keys_rotate(alg: str, immediately: bool, older_than: str | None, operator: str | None) -> None:
     """Publish a new key; it signs after every cache has seen it, and the old key stays
     published until its tokens expire. With --if-older-than it is safe to run from cron
-    (on several replicas at once on PostgreSQL): a young key is left alone."""
+    (on several replicas at once): a young key is left alone."""
     max_age = parse_age(older_than)
     app = _app()
     with app.app_context():

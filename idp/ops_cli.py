@@ -35,6 +35,18 @@ def parse_moment(value: str, option: str) -> int:
     return int(moment.timestamp())
 
 
+def parse_age(value: str | None) -> int | None:
+    """``30d``, ``12h``, ``90m`` or plain seconds → seconds."""
+    if value is None:
+        return None
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    text = value.strip().lower()
+    number, unit = (text[:-1], units[text[-1]]) if text[-1:] in units else (text, 1)
+    if not number.isdigit() or int(number) < 1:
+        raise click.BadParameter(f"{value!r} is not an age like 30d, 12h or 3600")
+    return int(number) * unit
+
+
 def iso(seconds: int | None) -> str | None:
     if seconds is None:
         return None
