@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from idp.adapters.sql.models import Client, SsoSession, User
+from idp.domain.errors import AccountBlocked
 from idp.persistence import SessionStore, UnitOfWork
 from idp.services.audit import AuditService
 from idp.services.crypto import new_token, sha256_hex
@@ -58,6 +59,10 @@ class SessionService:
         user_agent: str | None,
         previous_cookie: str | None = None,
     ) -> OpenedSession:
+        """Sign ``user`` in; an account blocked by the support desk is refused whatever the
+        method (password, social network…) with :class:`AccountBlocked`."""
+        if user.blocked_at is not None:
+            raise AccountBlocked("blocked by the support desk")
         now = self._now()
         ttl = self._remember_ttl if remember else self._ttl
         secret = new_token(32)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from idp.domain.errors import NotFound, ValidationError
+from idp.domain.errors import AccountBlocked, NotFound, ValidationError
 from tests.idp.test_oauth_checklist import assert_oauth_error, refresh, tokens_for, userinfo_status
 from tests.support import PASSWORD, make_client, make_user, submit_login
 
@@ -104,6 +104,9 @@ def test_a_blocked_account_cannot_sign_in_and_its_tokens_stop_working(live):
     assert introspect(live, client, tokens["refresh_token"])["active"] is False
 
     with live.ctx():
+        user = live.services.users.get(sub)
+        with pytest.raises(AccountBlocked):  # any other sign-in method is refused too
+            live.services.sessions.open(user, ["ext"], None, False, "127.0.0.1", "test")
         live.services.support.unblock(login, "Ольга")
     _, again = login_page(live, login, PASSWORD)
     assert again.status_code == 303
