@@ -66,7 +66,7 @@ def audit() -> None:
 @click.option("--until", help="ISO 8601; events before this moment (default: now).")
 @click.option("--subject", help="The account's id, or its phone or e-mail.")
 def audit_export(since: str, until: str | None, subject: str | None) -> None:
-    """Print the events from --since to --until as JSON Lines, oldest first."""
+    """Print the events from --since to --until as JSON Lines, in the order written."""
     start = parse_moment(since, "--since")
     end = parse_moment(until, "--until") if until else None
     if end is not None and end <= start:

@@ -114,9 +114,15 @@ class AuditLog(Protocol):
         ...
 
     def between(
-        self, since: int, until: int | None = None, subject: str | None = None
+        self,
+        since: int,
+        until: int | None = None,
+        subject: str | None = None,
+        after: int = 0,
+        limit: int = 1000,
     ) -> list[AuditEvent]:
-        """Events with ``since <= at < until`` (of one subject), oldest first."""
+        """At most ``limit`` events with ``since <= at < until`` (of one subject) and an id
+        above ``after``, in the order they were written (one page of an export)."""
         ...
 
     def purge_before(self, cutoff: int, batch: int) -> int:

@@ -277,16 +277,22 @@ class MemoryAuditLog:
         return sorted(mine, key=lambda e: (e.at, e.id), reverse=True)[:limit]
 
     def between(
-        self, since: int, until: int | None = None, subject: str | None = None
+        self,
+        since: int,
+        until: int | None = None,
+        subject: str | None = None,
+        after: int = 0,
+        limit: int = 1000,
     ) -> list[AuditEvent]:
         with self._lock:
             return [
                 e
                 for e in self.events
                 if e.at >= since
+                and e.id > after
                 and (until is None or e.at < until)
                 and (subject is None or e.subject == subject)
-            ]
+            ][:limit]
 
     def purge_before(self, cutoff: int, batch: int) -> int:
         with self._lock:

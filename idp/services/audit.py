@@ -18,7 +18,7 @@ unknown event type are refused with :class:`~idp.domain.errors.ValidationError`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from idp.domain.audit import (
@@ -87,10 +87,17 @@ class AuditService:
             self._uow.end_read()
 
     def export(
-        self, since: int, until: int | None = None, subject: str | None = None
-    ) -> list[AuditEvent]:
-        """Events from ``since`` (inclusive) to ``until`` (exclusive), oldest first."""
-        try:
-            return self._log.between(since, until, subject)
-        finally:
-            self._uow.end_read()
+        self, since: int, until: int | None = None, subject: str | None = None, page: int = 1000
+    ) -> Iterator[AuditEvent]:
+        """Events from ``since`` (inclusive) to ``until`` (exclusive) in the order they were
+        written, read ``page`` at a time (a year of events never sits in memory at once)."""
+        after = 0
+        while True:
+            try:
+                rows = self._log.between(since, until, subject, after=after, limit=page)
+            finally:
+                self._uow.end_read()
+            yield from rows
+            if len(rows) < page:
+                return
+            after = rows[-1].id

@@ -228,6 +228,20 @@ def test_audit_log_contract(audit_log):
     assert [e.at for e in recent] == [300, 300] and recent[0].id > recent[1].id
     assert [e.at for e in log.between(200)] == [200, 300, 300, 400]
     assert [e.at for e in log.between(100, 300, "a")] == [100]
+    first = log.between(0, limit=2)
+    second = log.between(0, after=first[-1].id, limit=2)
+    assert [e.at for e in first + second] == [100, 200, 300, 300]
     assert log.purge_before(300, 1) == 1 and log.purge_before(300, 5) == 1
     commit()
     assert [e.at for e in log.between(0)] == [300, 300, 400]
+
+
+def test_the_export_reads_page_by_page_and_misses_nothing(live):
+    sub, _ = make_user(live)
+    with live.ctx():
+        audit = live.services.audit
+        for n in range(5):
+            audit.record("session.ended", subject=sub, details={"n": n})
+        exported = list(audit.export(0, subject=sub, page=2))
+    assert [e.event_type for e in exported] == ["account.registered"] + ["session.ended"] * 5
+    assert [e.details.get("n") for e in exported[1:]] == [0, 1, 2, 3, 4]

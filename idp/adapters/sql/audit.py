@@ -50,14 +50,19 @@ class SqlAuditLog:
         return [_event(row) for row in rows]
 
     def between(
-        self, since: int, until: int | None = None, subject: str | None = None
+        self,
+        since: int,
+        until: int | None = None,
+        subject: str | None = None,
+        after: int = 0,
+        limit: int = 1000,
     ) -> list[AuditEvent]:
-        query = select(AuditEntry).where(AuditEntry.at >= since)
+        query = select(AuditEntry).where(AuditEntry.at >= since, AuditEntry.id > after)
         if until is not None:
             query = query.where(AuditEntry.at < until)
         if subject is not None:
             query = query.where(AuditEntry.subject == subject)
-        rows = self._db.scalars(query.order_by(AuditEntry.at, AuditEntry.id))
+        rows = self._db.scalars(query.order_by(AuditEntry.id).limit(limit))
         return [_event(row) for row in rows]
 
     def purge_before(self, cutoff: int, batch: int) -> int:
