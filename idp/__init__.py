@@ -121,7 +121,7 @@ def create_app(
     from idp.extensions import csrf, db, migrate
     from idp.oidc.server import OIDCServer
     from idp.services.container import build_services
-    from idp.web import register_web
+    from idp.web import register_web, request_context
 
     app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
     app.config.update(
@@ -174,6 +174,7 @@ def create_app(
                 build_social_providers(settings) if social_providers is None else social_providers
             ),
             metrics=metrics,
+            request_context=request_context,
         )
         server = OIDCServer(app, settings, services, store)
     app.extensions["idp.linking"] = linking or _linking(settings, services)

@@ -12,6 +12,7 @@ import click
 from idp.config import ConfigError, load_settings
 from idp.domain.errors import IdpError
 from idp.legacy_cli import legacy
+from idp.ops_cli import audit, parse_age, purge, support
 
 #: Seconds ``idp serve`` may take to stop after SIGTERM before it exits regardless.
 SERVE_STOP_DEADLINE = 5.0
@@ -83,15 +84,30 @@ def keys() -> None:
     is_flag=True,
     help="Sign with the new key at once (a compromised key), not after propagation.",
 )
-def keys_rotate(alg: str, immediately: bool) -> None:
+@click.option(
+    "--if-older-than",
+    "older_than",
+    help="Only when the newest key of --alg is at least this old (30d, 12h, seconds): cron.",
+)
+@click.option("--operator", help="Who rotates (kept in the audit trail).")
+def keys_rotate(alg: str, immediately: bool, older_than: str | None, operator: str | None) -> None:
     """Publish a new key; it signs after every cache has seen it, and the old key stays
-    published until its tokens expire."""
+    published until its tokens expire. With --if-older-than it is safe to run from cron
+    (on several replicas at once): a young key is left alone."""
+    max_age = parse_age(older_than)
     app = _app()
     with app.app_context():
         keys = app.extensions["idp.services"].keys
-        kid = keys.rotate(alg, activate_in=0 if immediately else None)
+        activate_in = 0 if immediately else None
+        if max_age is None:
+            kid = keys.rotate(alg, activate_in=activate_in, operator=operator)
+        else:
+            kid = keys.rotate_if_older(alg, max_age, activate_in=activate_in, operator=operator)
         delay = 0 if immediately else keys.propagation_delay
-    click.echo(json.dumps({"kid": kid, "alg": alg, "signs_in_seconds": delay}))
+    if kid is None:
+        click.echo(json.dumps({"kid": None, "alg": alg, "rotated": False}))
+        return
+    click.echo(json.dumps({"kid": kid, "alg": alg, "signs_in_seconds": delay, "rotated": True}))
 
 
 @keys.command("ensure")
@@ -169,6 +185,7 @@ def client_json(client, secret=None) -> dict:
     help="Public JWK Set of a private_key_jwt client.",
 )
 @click.option("--id-token-alg", type=click.Choice(["ES256", "RS256"]), default="ES256")
+@click.option("--operator", help="Who registers it (kept in the audit trail).")
 def clients_create(
     name,
     redirect_uris,
@@ -181,6 +198,7 @@ def clients_create(
     auth_method,
     jwks_file,
     id_token_alg,
+    operator,
 ):
     """Register a client; prints JSON with client_id (and client_secret, shown only once)."""
     jwks = None
@@ -205,6 +223,7 @@ def clients_create(
                 auth_method=auth_method,
                 jwks=jwks,
                 id_token_alg=id_token_alg,
+                operator=operator,
             )
         except IdpError as exc:
             raise _fail(exc) from None
@@ -235,7 +254,8 @@ def users() -> None:
     required=True,
     help="Read the password from the first line of standard input.",
 )
-def users_create(login, family_name, given_name, middle_name, password_stdin):
+@click.option("--operator", help="Who creates it (kept in the audit trail).")
+def users_create(login, family_name, given_name, middle_name, password_stdin, operator):
     """Create an account with a confirmed login; prints JSON with its sub."""
     password = sys.stdin.readline().rstrip("\r\n")
     app = _app()
@@ -247,6 +267,7 @@ def users_create(login, family_name, given_name, middle_name, password_stdin):
                 given_name=given_name,
                 middle_name=middle_name,
                 password=password,
+                operator=operator,
             )
         except IdpError as exc:
             raise _fail(exc) from None
@@ -305,7 +326,7 @@ def linking_events(once: bool, wait: float) -> None:
 
         services = app.extensions["idp.services"]
         notifier = LinkEventNotifier(
-            db.session, services.store, services.delivery, uow=services.uow
+            db.session, services.store, services.delivery, uow=services.uow, audit=services.audit
         )
         while not stop.is_set():
             try:
@@ -441,6 +462,9 @@ def serve(host: str, port: int) -> None:
 
 
 main.add_command(legacy)
+main.add_command(audit)
+main.add_command(support)
+main.add_command(purge)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -154,6 +154,9 @@ class Settings:
     # Prometheus exposition on a port of its own (None: off). Log lines: "json" or "text".
     metrics_port: int | None = None
     log_format: str = "text"
+    # `idp purge`: audit events and delivered/dead outbox rows older than these are deleted.
+    audit_retention_days: int = 400
+    outbox_retention_days: int = 7
 
     def __repr__(self) -> str:
         shown = []
@@ -423,6 +426,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         social_timeout=_seconds(env, "IDP_SOCIAL_TIMEOUT", 5.0),
         metrics_port=metrics_port_of(env),
         log_format=log_format_of(env),
+        audit_retention_days=_int(env, "IDP_AUDIT_RETENTION_DAYS", 400),
+        outbox_retention_days=_int(env, "IDP_OUTBOX_RETENTION_DAYS", 7),
         **linking,
     )
     if settings.code_ttl > 600:
@@ -536,6 +541,7 @@ def _social(env: Mapping[str, str], mode: str) -> tuple[SocialProviderSettings, 
 ENV_VARS: tuple[str, ...] = (
     "IDP_ACCESS_TOKEN_TTL",
     "IDP_ADDRESS_MAX_FAILURES",
+    "IDP_AUDIT_RETENTION_DAYS",
     "IDP_CAPTCHA_IMAGES_PER_ADDRESS",
     "IDP_CODE_TTL",
     "IDP_DATABASE_URL",
@@ -555,6 +561,7 @@ ENV_VARS: tuple[str, ...] = (
     "IDP_LOG_FORMAT",
     "IDP_MAIL_FROM",
     "IDP_METRICS_PORT",
+    "IDP_OUTBOX_RETENTION_DAYS",
     "IDP_REDIS_PREFIX",
     "IDP_REDIS_URL",
     "IDP_REFRESH_TOKEN_TTL",

@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from idp.adapters.sql.models import AuthorizationCode, Client, Grant, SocialIdentity, SsoSession
+from idp.domain.audit import AuditEvent
 
 
 class UnitOfWork(Protocol):
@@ -119,3 +120,29 @@ class SocialIdentityStore(Protocol):
         ...
 
     def remove(self, identity: SocialIdentity) -> None: ...
+
+
+class AuditLog(Protocol):
+    """The security audit trail: append-only rows written in the caller's unit of work."""
+
+    def add(self, event: AuditEvent) -> None: ...
+
+    def recent(self, subject: str, limit: int) -> list[AuditEvent]:
+        """The subject's latest events, newest first."""
+        ...
+
+    def between(
+        self,
+        since: int,
+        until: int | None = None,
+        subject: str | None = None,
+        after: int = 0,
+        limit: int = 1000,
+    ) -> list[AuditEvent]:
+        """At most ``limit`` events with ``since <= at < until`` (of one subject) and an id
+        above ``after``, in the order they were written (one page of an export)."""
+        ...
+
+    def purge_before(self, cutoff: int, batch: int) -> int:
+        """Delete one batch of at most ``batch`` events older than ``cutoff``; how many."""
+        ...

@@ -1,4 +1,4 @@
-"""The ``linking-service`` command: serve, database, billing directory."""
+"""The ``linking-service`` command: serve, database, billing directory, housekeeping."""
 
 from __future__ import annotations
 
@@ -78,6 +78,27 @@ def db_upgrade() -> None:
     create_schema(engine)
     engine.dispose()
     click.echo("database is up to date")
+
+
+@main.command()
+@click.option("--batch", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--idempotency-hours",
+    default=24,
+    show_default=True,
+    type=click.IntRange(1, 24 * 90),
+    help="Keep idempotency records this long (a retry repeats the first answer).",
+)
+def purge(batch: int, idempotency_hours: int) -> None:
+    """Delete expired attachment flows, old idempotency records and attempt counters past
+    their window, BATCH rows per transaction (a cron job; replicas may run it at once)."""
+    import json
+
+    from linking_service.adapters.sql.housekeeping import Housekeeping
+
+    sessions = _sessions()
+    deleted = Housekeeping(sessions, idempotency_retention=idempotency_hours * 3600).purge(batch)
+    click.echo(json.dumps({"deleted": deleted}))
 
 
 @main.group()

@@ -9,12 +9,14 @@ block raises. One lock serialises whole transactions (the strictest isolation).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from idp.adapters.sql.models import AuthorizationCode, Client, Grant, SsoSession
+from idp.domain.audit import AuditEvent
 
 _CODE_COLUMNS = [c.key for c in AuthorizationCode.__table__.columns]
 _GRANT_COLUMNS = [c.key for c in Grant.__table__.columns]
@@ -247,3 +249,53 @@ class MemoryUnitOfWork:
 
     def end_read(self) -> None:
         """Nothing to release in memory."""
+
+
+class MemoryAuditLog:
+    """The twin of :class:`idp.persistence.AuditLog`; ``events`` in the order added."""
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+        self._ids = itertools.count(1)
+        self._lock = threading.RLock()
+
+    def snapshot(self) -> list[AuditEvent]:
+        with self._lock:
+            return list(self.events)
+
+    def restore(self, snapshot: list[AuditEvent]) -> None:
+        with self._lock:
+            self.events = snapshot
+
+    def add(self, event: AuditEvent) -> None:
+        with self._lock:
+            self.events.append(dataclasses.replace(event, id=next(self._ids)))
+
+    def recent(self, subject: str, limit: int) -> list[AuditEvent]:
+        with self._lock:
+            mine = [e for e in self.events if e.subject == subject]
+        return sorted(mine, key=lambda e: (e.at, e.id), reverse=True)[:limit]
+
+    def between(
+        self,
+        since: int,
+        until: int | None = None,
+        subject: str | None = None,
+        after: int = 0,
+        limit: int = 1000,
+    ) -> list[AuditEvent]:
+        with self._lock:
+            return [
+                e
+                for e in self.events
+                if e.at >= since
+                and e.id > after
+                and (until is None or e.at < until)
+                and (subject is None or e.subject == subject)
+            ][:limit]
+
+    def purge_before(self, cutoff: int, batch: int) -> int:
+        with self._lock:
+            old = [e.id for e in self.events if e.at < cutoff][:batch]
+            self.events = [e for e in self.events if e.id not in old]
+            return len(old)

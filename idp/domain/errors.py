@@ -23,6 +23,14 @@ class AuthenticationFailed(IdpError):
     code = "authentication_failed"
 
 
+class AccountBlocked(AuthenticationFailed):
+    """The password was right but the support desk blocked the account. Raised only after a
+    correct password, so the public learns nothing about blocked accounts; the person is
+    told to call the support desk. Anywhere else it is an ordinary authentication failure."""
+
+    code = "account_blocked"
+
+
 class Throttled(IdpError):
     """Too many attempts from one address; ``retry_after`` in seconds."""
 

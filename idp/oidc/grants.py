@@ -164,7 +164,7 @@ class CodeGrant(AuthorizationCodeGrant):
         row = self.request.authorization_code
         client = self.request.client
         user = self.server.users.get(row.user_id)
-        if user is None or user.status != "active":
+        if user is None or not user.usable:
             raise InvalidGrantError("The account is not active.")
         authn = Authentication(row.auth_time, row.acr, tuple(row.amr or ()), row.sid)
         scopes = split_scope(row.scope)

@@ -15,6 +15,7 @@ from idp.adapters.sql.models import Client
 from idp.domain.errors import NotFound, ValidationError
 from idp.domain.urls import check_redirect_uri
 from idp.persistence import UnitOfWork
+from idp.services.audit import AuditService
 from idp.services.crypto import KeyedDigest, new_token
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
@@ -36,12 +37,14 @@ class ClientService:
         digest: KeyedDigest,
         scopes_supported: Sequence[str],
         clock: Callable[[], float] = time.time,
+        audit: AuditService | None = None,
     ) -> None:
         self._db = session
         self._uow = uow
         self._digest = digest
         self._scopes = tuple(scopes_supported)
         self._clock = clock
+        self._audit = audit or AuditService.in_memory(clock)
 
     def create(
         self,
@@ -58,6 +61,7 @@ class ClientService:
         id_token_alg: str = "ES256",
         client_id: str | None = None,
         secret: str | None = None,
+        operator: str | None = None,
     ) -> NewClient:
         """Validate and store a client. ``client_id``/``secret`` are generated unless given
         (the demo data fixes them so the README's example works as written)."""
@@ -136,6 +140,11 @@ class ClientService:
         )
         with self._uow.transaction():
             self._db.add(client)
+            self._audit.record(
+                "client.created",
+                operator=operator,
+                details={"client_id": client.client_id, "name": name[:100]},
+            )
         return NewClient(client, secret)
 
     def get(self, client_id: str) -> Client | None:

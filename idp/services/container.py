@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from idp.adapters.sql.audit import SqlAuditLog
+from idp.adapters.sql.housekeeping import SqlHousekeeping
 from idp.adapters.sql.models import User
 from idp.adapters.sql.outbox import SqlOutbox
 from idp.adapters.sql.sessions import SqlSessionStore
@@ -15,6 +17,7 @@ from idp.adapters.sql.social import SqlSocialIdentityStore
 from idp.adapters.sql.tokens import SqlTokenStore
 from idp.adapters.sql.uow import SqlUnitOfWork
 from idp.config import LINKING_RESOURCE, Settings
+from idp.domain.audit import RequestContext, no_request
 from idp.persistence import UnitOfWork
 from idp.ports import (
     CaptchaRenderer,
@@ -24,6 +27,7 @@ from idp.ports import (
     SocialProvider,
     Waker,
 )
+from idp.services.audit import AuditService
 from idp.services.authentication import AuthenticationService
 from idp.services.auto_attach import AutoAttachService
 from idp.services.cabinet import CabinetService
@@ -38,6 +42,7 @@ from idp.services.delivery import (
     SmsPumpingGuard,
 )
 from idp.services.health import HealthService
+from idp.services.housekeeping import HousekeepingService, Retention
 from idp.services.keys import KeyService
 from idp.services.legacy import LegacyUpgrade
 from idp.services.logout import LogoutService
@@ -49,6 +54,7 @@ from idp.services.registration import RegistrationService
 from idp.services.sessions import SessionService
 from idp.services.social import SocialService
 from idp.services.social_proof import SocialProofService
+from idp.services.support import SupportService
 from idp.services.throttle import LoginThrottle
 from idp.services.tokens import TokenPolicy, TokenService
 from idp.services.users import UserService
@@ -87,6 +93,9 @@ class Services:
     social: SocialService
     social_proof: SocialProofService
     auto_attach: AutoAttachService
+    audit: AuditService
+    support: SupportService
+    housekeeping: HousekeepingService
 
 
 def build_services(
@@ -100,9 +109,12 @@ def build_services(
     linking: Callable[[], LinkingClient] | None = None,
     social_providers: dict[str, SocialProvider] | None = None,
     metrics: Metrics | None = None,
+    request_context: Callable[[], RequestContext] = no_request,
 ) -> Services:
     # One unit of work over the session, shared by every service: a use case commits once.
     uow = SqlUnitOfWork(session)
+    # Security events, written in the transaction of the change each records.
+    audit = AuditService(SqlAuditLog(session), uow, clock, request_context)
     digest = KeyedDigest(settings.secret_key)
     hasher = PasswordHasher()
     keys = KeyService(
@@ -111,10 +123,11 @@ def build_services(
         max_token_ttl=max(settings.access_token_ttl, settings.id_token_ttl),
         clock=clock,
         uow=uow,
+        audit=audit,
     )
-    users = UserService(session, uow, hasher, clock)
     # "Account confirmed": the seam where the linking service attaches billing accounts.
     auto_attach = AutoAttachService(session, uow, linking or _no_linking, clock)
+    users = UserService(session, uow, hasher, clock, audit=audit)
     sessions = SessionService(
         SqlSessionStore(session),
         uow,
@@ -122,6 +135,7 @@ def build_services(
         settings.session_ttl,
         settings.remember_me_ttl,
         clock,
+        audit=audit,
     )
     tokens = TokenService(
         SqlTokenStore(session),
@@ -149,11 +163,12 @@ def build_services(
     verifier = ContactVerifier(session, uow, clock)
     # Every side effect is queued in the caller's transaction; `idp worker` sends it.
     outbox = SqlOutbox(session, waker, clock)
+    logout = LogoutService(settings.issuer, sessions, tokens, keys, outbox, uow, clock)
     channels = ChannelHealth(store)
     delivery = DeliveryService(outbox, store, MessageTemplates(), SmsPumpingGuard(store), channels)
     password_policy = PasswordPolicy.load_default()
     legacy = LegacyUpgrade(session, hasher, password_policy, clock, uow=uow)
-    auth = AuthenticationService(uow, users, hasher, throttle, metrics)
+    auth = AuthenticationService(uow, users, hasher, throttle, metrics, audit=audit)
     social = SocialService(
         session,
         uow,
@@ -161,6 +176,7 @@ def build_services(
         SqlSocialIdentityStore(session),
         store,
         clock,
+        audit=audit,
     )
     return Services(
         uow=uow,
@@ -168,13 +184,13 @@ def build_services(
         digest=digest,
         hasher=hasher,
         keys=keys,
-        clients=ClientService(session, uow, digest, settings.scopes_supported, clock),
+        clients=ClientService(session, uow, digest, settings.scopes_supported, clock, audit=audit),
         users=users,
         sessions=sessions,
         consents=ConsentService(session, uow, tokens, clock),
         tokens=tokens,
         auth=auth,
-        logout=LogoutService(settings.issuer, sessions, tokens, keys, outbox, uow, clock),
+        logout=logout,
         throttle=throttle,
         health=HealthService(session, uow, store),
         clock=clock,
@@ -201,6 +217,7 @@ def build_services(
             on_confirmed or auto_attach.run,
             clock,
             link_social=social.link_in_transaction,
+            audit=audit,
         ),
         recovery=RecoveryService(
             session,
@@ -213,6 +230,7 @@ def build_services(
             tokens,
             settings.issuer,
             clock,
+            audit=audit,
         ),
         profile=ProfileService(
             session,
@@ -226,6 +244,7 @@ def build_services(
             tokens,
             settings.issuer,
             clock,
+            audit=audit,
         ),
         cabinet=CabinetService(
             linking or _no_linking,
@@ -244,6 +263,20 @@ def build_services(
             clock,
         ),
         auto_attach=auto_attach,
+        audit=audit,
+        support=SupportService(
+            session, uow, users, sessions, logout, tokens, throttle, audit, clock
+        ),
+        housekeeping=HousekeepingService(
+            SqlHousekeeping(session),
+            SqlAuditLog(session),
+            uow,
+            Retention(
+                audit_days=settings.audit_retention_days,
+                outbox_days=settings.outbox_retention_days,
+            ),
+            clock,
+        ),
     )
 
 

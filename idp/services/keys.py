@@ -15,12 +15,13 @@ from collections.abc import Callable
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, RSAKey
-from sqlalchemy import select
+from sqlalchemy import false, func, select, text, update
 from sqlalchemy.orm import Session
 
 from idp.adapters.sql.models import SigningKey
 from idp.adapters.sql.uow import SqlUnitOfWork
 from idp.persistence import UnitOfWork
+from idp.services.audit import AuditService
 from idp.services.crypto import Sealer
 
 SUPPORTED_ALGS = ("ES256", "RS256")
@@ -41,7 +42,9 @@ class KeyService:
         clock: Callable[[], float] = time.time,
         cache_seconds: int = 30,
         uow: UnitOfWork | None = None,
+        audit: AuditService | None = None,
     ) -> None:
+        self._audit = audit or AuditService.in_memory(clock)
         self._db = session
         self._uow = uow or SqlUnitOfWork(session)
         self._sealer = sealer
@@ -88,7 +91,7 @@ class KeyService:
         self.invalidate()
         return created
 
-    def rotate(self, alg: str, activate_in: int | None = None) -> str:
+    def rotate(self, alg: str, activate_in: int | None = None, operator: str | None = None) -> str:
         """Publish a new key for ``alg`` now; it starts signing after ``activate_in`` seconds
         (default :attr:`propagation_delay`; 0 for an emergency rotation). The key it replaces
         signs until then and stays published until its last token has expired."""
@@ -105,8 +108,34 @@ class KeyService:
                 old.publish_until = starts + self._max_ttl + 2 * self._cache_seconds
             row = self._generate(alg, starts)
             self._db.add(row)
+            self._audit.record(
+                "key.rotated", operator=operator, details={"kid": row.kid, "alg": alg}
+            )
         self.invalidate()
         return row.kid
+
+    def rotate_if_older(
+        self, alg: str, max_age: int, activate_in: int | None = None, operator: str | None = None
+    ) -> str | None:
+        """For a cron job: :meth:`rotate` only when the newest key of ``alg`` is at least
+        ``max_age`` seconds old (or there is none); None when it is younger. Two runs at once
+        rotate once: the check and the rotation hold a lock taken first (a transaction-scoped
+        advisory lock on PostgreSQL, the database's write lock on SQLite), so the second run
+        sees the first one's key."""
+        with self._uow.transaction():
+            if self._db.get_bind().dialect.name == "postgresql":
+                self._db.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
+                    {"name": f"idp.keys.rotate.{alg}"},
+                )
+            else:  # a write that changes nothing takes SQLite's single write lock now
+                self._db.execute(update(SigningKey).where(false()).values(alg=SigningKey.alg))
+            newest = self._db.scalar(
+                select(func.max(SigningKey.created_at)).where(SigningKey.alg == alg)
+            )
+            if newest is not None and int(self._clock()) - newest < max_age:
+                return None
+            return self.rotate(alg, activate_in, operator=operator)
 
     def list_keys(self) -> list[SigningKey]:
         return list(self._db.scalars(select(SigningKey).order_by(SigningKey.created_at)))

@@ -2,14 +2,14 @@
 is notified"). The linking service publishes link events from its transactional outbox; this
 consumer reads them from a stored cursor, at least once, and de-duplicates by event id.
 
-Each event is one transaction: the notice is queued in the IdP's outbox and the cursor
-advanced together, so the consumer never waits on a gateway, and a crash either redoes the
-event or finds it done. Notices are capped per recipient (a cap over the limit drops the
-notice with a log line; it never stops the stream). An event that fails to be processed is
-retried ``max_attempts`` times across polls, then set aside (a ``parked_events`` row and an
-error log line) and the stream moves on. Infrastructure failures (the database or the store
-unreachable) are not the event's fault: they propagate, and the caller retries later without
-counting them against the event.
+Each event is one transaction: its audit rows (``billing.*``) written, the notice queued in
+the IdP's outbox and the cursor advanced together, so the consumer never waits on a gateway,
+and a crash either redoes the event or finds it done. Notices are capped per recipient (a
+cap over the limit drops the notice with a log line; it never stops the stream). An event
+that fails to be processed is retried ``max_attempts`` times across polls, then set aside (a
+``parked_events`` row and an error log line) and the stream moves on. Infrastructure
+failures (the database or the store unreachable) are not the event's fault: they propagate,
+and the caller retries later without counting them against the event.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from idp.adapters.sql.models import ConsumerCursor, ParkedEvent, User
 from idp.persistence import UnitOfWork
 from idp.ports import StoreUnavailable
+from idp.services.audit import AuditService
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,18 @@ class LinkEventNotifier:
         clock: Callable[[], float] = time.time,
         max_attempts: int = 3,
         uow: UnitOfWork | None = None,
+        audit: AuditService | None = None,
     ) -> None:
         if uow is None:
             from idp.adapters.sql.uow import SqlUnitOfWork
 
             uow = SqlUnitOfWork(session)
         self._uow = uow
+        if audit is None:
+            from idp.adapters.sql.audit import SqlAuditLog
+
+            audit = AuditService(SqlAuditLog(session), uow, clock)
+        self._audit = audit
         self._db = session
         self._store = store
         self._delivery = delivery
@@ -94,7 +101,8 @@ class LinkEventNotifier:
     def _process(self, event: LinkEvent) -> int:
         seen = f"link-event:{event.event_id}"
         notify = self._moved(event) and self._store.get(seen) is None
-        with self._uow.transaction():  # the notice and the cursor, together
+        with self._uow.transaction():  # the audit, the notice and the cursor, together
+            self._record(event)
             queued = self._notify(event) if notify else 0
             failed_before = self._db.get(ParkedEvent, (CONSUMER, event.event_id))
             if failed_before is not None:
@@ -142,6 +150,20 @@ class LinkEventNotifier:
                     type(exc).__name__,
                 )
         return parked
+
+    def _record(self, event: LinkEvent) -> None:
+        """The event in the audit trail of the account(s) it concerns."""
+        details = {"account_number": event.account_number, "event_id": event.event_id}
+        kind = {"attached": "attach", "detached": "detach", "reattached": "reattach"}.get(
+            event.type
+        )
+        if kind is None:  # a newer contract's event: nothing of ours to record
+            log.warning("link event %s of unknown type %r", event.event_id, event.type[:32])
+            return
+        if event.subject:
+            self._audit.record(f"billing.{kind}", subject=event.subject, details=details)
+        if kind == "reattach" and event.previous_subject:
+            self._audit.record("billing.taken", subject=event.previous_subject, details=details)
 
     @staticmethod
     def _moved(event: LinkEvent) -> bool:

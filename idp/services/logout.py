@@ -53,13 +53,13 @@ class LogoutService:
         }
         return self._keys.sign(claims, alg, typ="logout+jwt")
 
-    def end(self, session: SsoSession) -> list[str]:
+    def end(self, session: SsoSession, reason: str = "logout") -> list[str]:
         """End ``session``, revoke its tokens and queue a back-channel logout token for each
         client of it with a URI; returns the URIs queued. One unit of work: the queued
         messages commit with the revocation. The token itself is signed when it is sent (its
         ``exp`` is short; a retry needs a fresh one)."""
         with self._uow.transaction():
-            if not self._sessions.end(session):
+            if not self._sessions.end(session, reason=reason):
                 return []
             queued = []
             for client in self._sessions.clients_of(session.id):

@@ -28,6 +28,7 @@ from idp.adapters.sql.models import User, Verification
 from idp.domain.contacts import parse_login
 from idp.domain.errors import AuthenticationFailed, Conflict, NotFound, ValidationError
 from idp.persistence import UnitOfWork
+from idp.services.audit import AuditService
 from idp.services.delivery import SmsRefused, mask_contact
 from idp.services.registration import IllegalTransition
 from idp.services.verification import ContactVerifier, SecretRejected
@@ -50,7 +51,9 @@ class ProfileService:
         tokens,
         issuer: str,
         clock: Callable[[], float] = time.time,
+        audit: AuditService | None = None,
     ) -> None:
+        self._audit = audit or AuditService.in_memory(clock)
         self._db = session
         self._uow = uow
         self._verifier = verifier
@@ -96,8 +99,9 @@ class ProfileService:
             now = self._now()
             user.password_hash = password_hash
             user.password_changed_at = user.updated_at = now
-            self._sessions.end_all(user.id, keep=session_id)
+            self._sessions.end_all(user.id, keep=session_id, reason="password_changed")
             self._tokens.revoke_for(user.id)
+            self._audit.record("password.changed", subject=user.id, address=address)
             for kind, value in (("email", user.email), ("phone", user.phone)):
                 if value:
                     self._notify(kind, value, "password_changed", address)
@@ -203,6 +207,12 @@ class ProfileService:
                 self._db.flush()
             except IntegrityError:
                 raise Conflict("the contact was taken meanwhile") from None
+            self._audit.record(
+                "contact.changed",
+                subject=user.id,
+                address=address,
+                details={"kind": row.contact_kind, "added": not old},
+            )
             # Tell the account through a contact it already had: the replaced one, or else
             # the other kind (adding an e-mail is announced to the phone). Queued with the change.
             other_kind = "email" if row.contact_kind == "phone" else "phone"
@@ -218,4 +228,4 @@ class ProfileService:
     # --- sessions -------------------------------------------------------------------------
 
     def end_other_sessions(self, user: User, session_id: str) -> None:
-        self._sessions.end_all(user.id, keep=session_id)
+        self._sessions.end_all(user.id, keep=session_id, reason="ended_by_person")

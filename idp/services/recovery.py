@@ -24,6 +24,7 @@ from idp.adapters.sql.models import User, Verification
 from idp.domain.contacts import parse_login
 from idp.domain.errors import ValidationError
 from idp.persistence import UnitOfWork
+from idp.services.audit import AuditService
 from idp.services.carried_authorization import CarriedAuthorization, carry
 from idp.services.registration import IllegalTransition
 from idp.services.verification import ContactVerifier
@@ -45,7 +46,9 @@ class RecoveryService:
         tokens,
         issuer: str,
         clock: Callable[[], float] = time.time,
+        audit: AuditService | None = None,
     ) -> None:
+        self._audit = audit or AuditService.in_memory(clock)
         self._db = session
         self._uow = uow
         self._verifier = verifier
@@ -157,6 +160,9 @@ class RecoveryService:
             user.password_hash = password_hash
             user.password_changed_at = user.updated_at = now
             row.state, row.completed_at = "completed", now
-            self._sessions.end_all(user.id)
+            self._sessions.end_all(user.id, reason="password_recovered")
             self._tokens.revoke_for(user.id)
+            self._audit.record(
+                "password.recovered", subject=user.id, details={"via": row.contact_kind}
+            )
         return user

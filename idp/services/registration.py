@@ -38,6 +38,7 @@ from idp.domain.contacts import parse_login
 from idp.domain.errors import Conflict, IdpError, ValidationError
 from idp.domain.regions import check_region
 from idp.persistence import UnitOfWork
+from idp.services.audit import AuditService
 from idp.services.carried_authorization import CarriedAuthorization, carry
 from idp.services.users import check_name
 from idp.services.verification import ContactVerifier
@@ -83,7 +84,9 @@ class RegistrationService:
         on_confirmed: Callable[[User], None] | None = None,
         clock: Callable[[], float] = time.time,
         link_social: Callable[[str, dict], object] | None = None,
+        audit: AuditService | None = None,
     ) -> None:
+        self._audit = audit or AuditService.in_memory(clock)
         self._db = session
         self._uow = uow
         self._verifier = verifier
@@ -280,6 +283,9 @@ class RegistrationService:
                 self._db.flush()
                 if social and self._link_social is not None:
                     self._link_social(user.id, social)
+                self._audit.record(
+                    "account.registered", subject=user.id, details={"via": row.contact_kind}
+                )
         except IntegrityError:
             # Rolled back. Only the contact's unique constraint means "taken meanwhile"; any
             # other failure is ours, and the confirmed flow stays so that the person can retry.

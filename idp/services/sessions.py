@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from idp.adapters.sql.models import Client, SsoSession, User
+from idp.domain.errors import AccountBlocked
 from idp.persistence import SessionStore, UnitOfWork
+from idp.services.audit import AuditService
 from idp.services.crypto import new_token, sha256_hex
 
 
@@ -34,7 +36,9 @@ class SessionService:
         session_ttl: int,
         remember_me_ttl: int,
         clock: Callable[[], float] = time.time,
+        audit: AuditService | None = None,
     ) -> None:
+        self._audit = audit or AuditService.in_memory(clock)
         self._store = store
         self._uow = uow
         self._load_user = load_user
@@ -55,6 +59,10 @@ class SessionService:
         user_agent: str | None,
         previous_cookie: str | None = None,
     ) -> OpenedSession:
+        """Sign ``user`` in; an account blocked by the support desk is refused whatever the
+        method (password, social network…) with :class:`AccountBlocked`."""
+        if user.blocked_at is not None:
+            raise AccountBlocked("blocked by the support desk")
         now = self._now()
         ttl = self._remember_ttl if remember else self._ttl
         secret = new_token(32)
@@ -76,8 +84,15 @@ class SessionService:
             if previous_cookie:
                 old = self.current(previous_cookie)
                 if old is not None:
-                    self.end(old)
+                    self.end(old, reason="new_signin")
             self._store.add(row)
+            self._audit.record(
+                "signin.success",
+                subject=user.id,
+                address=ip,
+                user_agent=user_agent,
+                details={"method": "+".join(amr), "session": row.id},
+            )
         return OpenedSession(row, secret, ttl if remember else None)
 
     def current(self, cookie_value: str | None) -> SsoSession | None:
@@ -87,7 +102,7 @@ class SessionService:
         if row is None or row.revoked_at is not None or row.expires_at <= self._clock():
             return None
         user = self._load_user(row.user_id)
-        if user is None or user.status != "active":
+        if user is None or not user.usable:
             return None
         return row
 
@@ -102,15 +117,35 @@ class SessionService:
     def clients_of(self, session_id: str) -> list[Client]:
         return self._store.clients_of(session_id)
 
-    def end(self, row: SsoSession) -> bool:
+    def end(self, row: SsoSession, reason: str = "logout") -> bool:
         """End a session; True when this call ended it (it was still live)."""
         with self._uow.transaction():
-            return self._store.end(row.id, self._now())
+            ended = self._store.end(row.id, self._now())
+            if ended:
+                self._audit.record(
+                    "session.ended",
+                    subject=row.user_id,
+                    details={"reason": reason, "session": row.id},
+                )
+            return ended
 
-    def end_all(self, user_id: str, keep: str | None = None) -> int:
-        """End every live session of the account but ``keep`` (password change, recovery)."""
+    def end_all(
+        self,
+        user_id: str,
+        keep: str | None = None,
+        reason: str = "account_change",
+    ) -> int:
+        """End every live session of the account but ``keep`` (password change, recovery,
+        the support desk)."""
         with self._uow.transaction():
-            return self._store.end_all(user_id, self._now(), keep)
+            ended = self._store.end_all(user_id, self._now(), keep)
+            if ended:
+                self._audit.record(
+                    "session.ended",
+                    subject=user_id,
+                    details={"reason": reason, "sessions": ended},
+                )
+            return ended
 
     def list_for(self, user_id: str) -> list[SsoSession]:
         return self._store.live_for(user_id, self._now())

@@ -59,6 +59,7 @@ from idp.domain.errors import Conflict, NotFound
 from idp.domain.social import PROVIDERS, SocialError, SocialProfile
 from idp.persistence import SocialIdentityStore, UnitOfWork
 from idp.ports import EphemeralStore, SocialProvider
+from idp.services.audit import AuditService
 from idp.services.crypto import new_token
 from idp.services.social_proof import SignedIn, new_proof_flow
 
@@ -126,7 +127,9 @@ class SocialService:
         identities: SocialIdentityStore,
         store: EphemeralStore,
         clock: Callable[[], float] = time.time,
+        audit: AuditService | None = None,
     ) -> None:
+        self._audit = audit or AuditService.in_memory(clock)
         self._db = session
         self._uow = uow
         self._providers = dict(providers)
@@ -338,7 +341,11 @@ class SocialService:
             self._identities.add(identity)
         except IntegrityError:
             raise AlreadyLinked("linked meanwhile") from None
+        self._audit.record("social.link", subject=user_id, details={"provider": profile.provider})
         return identity
 
     def _unlink(self, identity: SocialIdentity) -> None:
         self._identities.remove(identity)
+        self._audit.record(
+            "social.unlink", subject=identity.user_id, details={"provider": identity.provider}
+        )

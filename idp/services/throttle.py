@@ -85,3 +85,7 @@ class LoginThrottle:
 
     def failures(self, account: str) -> int:
         return int(self._store.get(f"login:fail:{_key(account)}") or 0)
+
+    def locked_for(self, account: str) -> int:
+        """Seconds left on the account's lockout; 0 when it is not locked."""
+        return self._store.ttl(f"login:lock:{_key(account)}")

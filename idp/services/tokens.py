@@ -348,7 +348,7 @@ class TokenService:
             if row is None:
                 return Refreshed(refused="invalid")
             user = load_user(row.user_id) if row.user_id else None
-            if user is None or user.status != "active":
+            if user is None or not user.usable:
                 self._store.revoke_family(row.family_id, self._now())
                 return Refreshed(refused="inactive")
             authn = Authentication(row.auth_time or 0, row.acr, tuple(row.amr or ()), row.sid)

@@ -16,6 +16,7 @@ from idp.domain.contacts import parse_login
 from idp.domain.errors import Conflict, ValidationError
 from idp.domain.regions import check_region
 from idp.persistence import UnitOfWork
+from idp.services.audit import AuditService
 from idp.services.passwords import MAX_PASSWORD_LENGTH, PasswordHasher
 
 MIN_PASSWORD_LENGTH = 8
@@ -64,7 +65,9 @@ class UserService:
         uow: UnitOfWork,
         hasher: PasswordHasher,
         clock: Callable[[], float] = time.time,
+        audit: AuditService | None = None,
     ) -> None:
+        self._audit = audit or AuditService.in_memory(clock)
         self._db = session
         self._uow = uow
         self._hasher = hasher
@@ -80,6 +83,7 @@ class UserService:
         locale: str = "ru",
         region: str | None = None,
         auto_attach: bool = False,
+        operator: str | None = None,
     ) -> User:
         """An account, its login confirmed. ``auto_attach``: search for its billing accounts
         as registration does (:mod:`idp.services.auto_attach`; ``region`` then matters)."""
@@ -110,6 +114,9 @@ class UserService:
                 self._db.flush()
             except IntegrityError:
                 raise Conflict("an account with this login already exists") from None
+            self._audit.record(
+                "account.registered", subject=user.id, operator=operator, details={"via": "cli"}
+            )
         return user
 
     def get(self, user_id: str) -> User | None:
@@ -133,3 +140,13 @@ class UserService:
         else:
             query = select(User).where(User.phone == value, User.phone_verified.is_(True))
         return self._db.scalar(query.where(User.status == "active"))
+
+    def find_any(self, login: str) -> User | None:
+        """The account whose e-mail or phone is ``login``, confirmed or not, in any state
+        (the support desk and the audit export)."""
+        try:
+            kind, value = parse_login(login)
+        except ValidationError:
+            return None
+        column = User.email if kind == "email" else User.phone
+        return self._db.scalar(select(User).where(column == value))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, has_request_context, request
 
 from idp.config import Settings
+from idp.domain.audit import RequestContext
 from idp.services.container import Services
 
 
@@ -28,6 +29,13 @@ def server():
 def client_address() -> str:
     """The caller's address; X-Forwarded-For counts only through ProxyFix (trusted hops)."""
     return request.remote_addr or "unknown"
+
+
+def request_context() -> RequestContext:
+    """The audit trail's view of the current request: address and user agent."""
+    if not has_request_context():
+        return RequestContext()
+    return RequestContext(client_address(), request.headers.get("User-Agent"))
 
 
 def register_web(app: Flask) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask_babel import gettext, lazy_gettext
 
-from idp.domain.errors import AuthenticationFailed
+from idp.domain.errors import AccountBlocked, AuthenticationFailed
 from idp.domain.scopes import split_scope
 from idp.services.authentication import PASSWORD_ACR
 from idp.web import client_address, services, settings
@@ -17,6 +17,8 @@ from idp.web.oauth import StoredRequest, load_interaction, process_authorization
 bp = Blueprint("auth", __name__)
 
 GENERIC_FAILURE = lazy_gettext("Неверный логин или пароль.")
+# Shown only after a correct password: the public cannot tell a blocked account from others.
+BLOCKED = lazy_gettext("Вход в учётную запись приостановлен. Обратитесь в поддержку Ростелекома.")
 
 
 def _client_name(interaction: dict | None) -> str | None:
@@ -70,13 +72,13 @@ def login():
         user = services().auth.authenticate(
             login_value, request.form.get("password", ""), client_address()
         )
-    except AuthenticationFailed:
+    except AuthenticationFailed as exc:
         return render_template(
             "login.html",
             interaction=uid,
             client_name=_client_name(interaction),
             login=login_value[:254],
-            error=str(GENERIC_FAILURE),
+            error=str(BLOCKED if isinstance(exc, AccountBlocked) else GENERIC_FAILURE),
         ), 200
     opened = services().sessions.open(
         user,

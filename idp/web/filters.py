@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import phonenumbers
 from flask import Flask
@@ -43,13 +43,6 @@ def format_day(value: float | None) -> str:
     return datetime.fromtimestamp(value, tz=UTC).strftime("%d.%m.%Y")
 
 
-def format_moment(value: float | None) -> str:
-    """A moment as ``dd.mm.yyyy hh:mm UTC``; empty for no moment."""
-    if not isinstance(value, int | float):
-        return ""
-    return datetime.fromtimestamp(value, tz=UTC).strftime("%d.%m.%Y %H:%M UTC")
-
-
 def scope_labels(scopes) -> list[str]:
     """Scopes as what they let an application see, in the page's language (standard ones
     first, in the order above; an unknown scope keeps its name)."""
@@ -61,6 +54,18 @@ def scope_labels(scopes) -> list[str]:
 def format_device(user_agent: str | None) -> str:
     """«Chrome, Linux» from a User-Agent header; empty when nothing is recognised."""
     return str(describe(user_agent))
+
+
+# Moscow time has had no daylight saving since 2014: a fixed offset needs no tz database.
+MOSCOW = timezone(timedelta(hours=3))
+
+
+def format_moment(value: float | None) -> str:
+    """A moment (seconds since the epoch) as Moscow time, ``dd.mm.yyyy hh:mm``; empty for
+    no moment."""
+    if not isinstance(value, int | float):
+        return ""
+    return datetime.fromtimestamp(value, tz=MOSCOW).strftime("%d.%m.%Y %H:%M")
 
 
 def init_app(app: Flask) -> None:

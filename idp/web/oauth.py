@@ -208,7 +208,7 @@ def userinfo():
     if "openid" not in scopes or not grant.user_id:
         return _bearer_error(403, "insufficient_scope", "The openid scope is required")
     user = services().users.get(grant.user_id)
-    if user is None or user.status != "active":
+    if user is None or not user.usable:
         return _bearer_error(401, "invalid_token", "The access token is invalid")
     return jsonify({"sub": user.id, **user_claims(user, scopes)})
 

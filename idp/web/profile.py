@@ -18,6 +18,30 @@ bp = Blueprint("profile", __name__, url_prefix="/account/profile")
 
 WRONG_PASSWORD = lazy_gettext("Неверный текущий пароль.")
 
+# The person's own security events (idp.domain.audit.EVENT_TYPES), in plain words. Events
+# not listed here (the support desk's look-ups) are not shown.
+EVENT_LABELS = {
+    "signin.success": lazy_gettext("Вход в кабинет"),
+    "signin.failure": lazy_gettext("Неудачная попытка входа"),
+    "signin.locked": lazy_gettext("Вход временно заблокирован после неудачных попыток"),
+    "signin.blocked": lazy_gettext("Попытка входа в заблокированную учётную запись"),
+    "account.registered": lazy_gettext("Регистрация учётной записи"),
+    "contact.changed": lazy_gettext("Изменены контактные данные"),
+    "password.changed": lazy_gettext("Изменён пароль"),
+    "password.recovered": lazy_gettext("Пароль восстановлен"),
+    "session.ended": lazy_gettext("Завершён сеанс"),
+    "social.link": lazy_gettext("Привязана социальная сеть"),
+    "social.unlink": lazy_gettext("Отвязана социальная сеть"),
+    "billing.attach": lazy_gettext("Привязан лицевой счёт"),
+    "billing.detach": lazy_gettext("Отвязан лицевой счёт"),
+    "billing.reattach": lazy_gettext("Лицевой счёт перепривязан к вашей учётной записи"),
+    "billing.taken": lazy_gettext("Лицевой счёт привязан к другой учётной записи"),
+    "support.unlocked": lazy_gettext("Поддержка сняла блокировку входа"),
+    "support.sessions_ended": lazy_gettext("Поддержка завершила все сеансы"),
+    "support.blocked": lazy_gettext("Поддержка заблокировала учётную запись"),
+    "support.unblocked": lazy_gettext("Поддержка разблокировала учётную запись"),
+}
+
 
 def _signed_in():
     sso = current_session()
@@ -32,6 +56,11 @@ def _page(user, sso, status=200, **messages):
         "profile/show.html",
         user=user,
         sessions=services().sessions.list_for(user.id),
+        events=[
+            (event, str(EVENT_LABELS[event.event_type]))
+            for event in services().audit.recent(user.id)
+            if event.event_type in EVENT_LABELS
+        ],
         current_sid=sso.id,
         changed=request.args.get("changed"),
         social_linked=social.linked(user.id),

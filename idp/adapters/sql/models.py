@@ -59,6 +59,13 @@ class User(Base):
     # linking service has not answered yet (retried), then the numbers it attached.
     auto_attach_pending_since: Mapped[int | None] = mapped_column(BigInteger, index=True)
     auto_attached: Mapped[list[str] | None] = mapped_column(JSON)
+    # Blocked by the support desk (``idp support block``): no sign-in, no tokens.
+    blocked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+    @property
+    def usable(self) -> bool:
+        """May sign in and use its tokens: an active account not blocked by support."""
+        return self.status == "active" and self.blocked_at is None
 
 
 class Client(Base):
@@ -319,3 +326,24 @@ class ParkedEvent(Base):
     last_error: Mapped[str | None] = mapped_column(String(200))
     first_failed_at: Mapped[int] = mapped_column(BigInteger)
     parked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class AuditEntry(Base):
+    """One security event (:mod:`idp.domain.audit`), written in the transaction of the change
+    it records. ``details`` never holds a secret."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_subject", "subject", "at"),
+        Index("ix_audit_events_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[int] = mapped_column(BigInteger)
+    event_type: Mapped[str] = mapped_column(String(32))
+    # No foreign key: the trail outlives the account it speaks of.
+    subject: Mapped[str | None] = mapped_column(String(36))
+    operator: Mapped[str | None] = mapped_column(String(100))
+    address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
