@@ -65,13 +65,13 @@ def keys() -> None:
     help="Sign with the new key at once (a compromised key), not after propagation.",
 )
 def keys_rotate(alg: str, immediately: bool) -> None:
-    """Publish a new key; it signs after every cache has seen it, and the old key stays
-    published until its tokens expire."""
+    """Publish a new key; it signs after every cache has seen it (at once when no key of the
+    algorithm signs yet), and the old key stays published until its tokens expire."""
     app = _app()
     with app.app_context():
         keys = app.extensions["idp.services"].keys
         kid = keys.rotate(alg, activate_in=0 if immediately else None)
-        delay = 0 if immediately else keys.propagation_delay
+        delay = keys.signs_in(kid)
     click.echo(json.dumps({"kid": kid, "alg": alg, "signs_in_seconds": delay}))
 
 
@@ -362,20 +362,24 @@ def _exit_when_stopped(stop, exit_after) -> None:
 def serve(host: str, port: int) -> None:
     """Serve the app for development and tests (production: gunicorn 'idp.wsgi:app').
 
-    SIGTERM or SIGINT stop it at once: the listening socket closes; requests in flight are
-    not waited for (the development server has no drain; gunicorn does)."""
+    SIGTERM or SIGINT stop it gracefully: the listening socket closes at once (new
+    connections are refused), requests in flight are answered, and the process exits within
+    SERVE_STOP_DEADLINE seconds whatever still runs."""
     import threading
 
     from werkzeug.serving import make_server
 
     from idp.logging_setup import RedactingRequestHandler
     from idp.logredact import configure_logging
-    from idp.shutdown import StopSignal, exit_after
+    from idp.shutdown import InFlight, StopSignal, exit_after
 
     stop = StopSignal()
     # Before the app exists, so Flask finds a (redacting) handler and adds none of its own.
     configure_logging()
-    server = make_server(host, port, _app(), threaded=True, request_handler=RedactingRequestHandler)
+    app = _app()
+    in_flight = InFlight(app.wsgi_app)
+    app.wsgi_app = in_flight
+    server = make_server(host, port, app, threaded=True, request_handler=RedactingRequestHandler)
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     click.echo(f" * IdP serving on http://{host}:{server.port}", err=True)
     stop.wait()
@@ -383,6 +387,9 @@ def serve(host: str, port: int) -> None:
     exit_after(SERVE_STOP_DEADLINE, "idp serve: did not stop in time; exiting")
     server.shutdown()
     server.server_close()
+    # Margin for the answers to be written once the app has returned them.
+    if not in_flight.drain(SERVE_STOP_DEADLINE - 1):
+        click.echo("idp serve: requests still in flight at the deadline", err=True)
 
 
 main.add_command(legacy)

@@ -60,3 +60,55 @@ def exit_after(seconds: float, message: str, status: int = 1) -> None:
         os._exit(status)
 
     threading.Thread(target=watchdog, name="shutdown-watchdog", daemon=True).start()
+
+
+class InFlight:
+    """WSGI middleware counting the requests being answered, so that a stopping server can
+    wait for them (``drain``) after it has closed its listening socket."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self._count = 0
+        self._idle = threading.Condition()
+
+    def _done(self) -> None:
+        with self._idle:
+            self._count -= 1
+            self._idle.notify_all()
+
+    def __call__(self, environ, start_response):
+        with self._idle:
+            self._count += 1
+        try:
+            body = self.app(environ, start_response)
+        except BaseException:
+            self._done()
+            raise
+        return _Closing(body, self._done)
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until no request is in flight; False if ``timeout`` passed first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._count == 0, timeout)
+
+
+class _Closing:
+    """A response body that reports once when the server closes it (PEP 3333)."""
+
+    def __init__(self, body, on_close) -> None:
+        self._body = body
+        self._on_close = on_close
+        self._closed = False
+
+    def __iter__(self):
+        return iter(self._body)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if hasattr(self._body, "close"):
+                self._body.close()
+        finally:
+            self._on_close()

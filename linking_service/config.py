@@ -44,6 +44,10 @@ class LinkingSettings:
     reflection: bool = True
     max_message_bytes: int = 4 * 1024 * 1024
     workers: int = 16
+    # RPCs accepted at once (running or queued for a worker); beyond: RESOURCE_EXHAUSTED.
+    max_concurrent_rpcs: int = 64
+    # Seconds between database probes; the health status is NOT_SERVING while one fails.
+    db_probe_interval: float = 5.0
     flow_ttl: int = 15 * 60
     login_max_failures: int = 5
     login_window: int = 15 * 60
@@ -158,6 +162,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> LinkingSettings:
             raise ConfigError(f"LINKING_ALLOWED_ALGS: {alg!r} is not an asymmetric JWS algorithm")
     if not algs:
         raise ConfigError("LINKING_ALLOWED_ALGS must name at least one algorithm")
+    workers = _int(env, "LINKING_WORKERS", 16)
+    max_rpcs = _int(env, "LINKING_MAX_CONCURRENT_RPCS", 4 * workers)
+    if max_rpcs < workers:
+        raise ConfigError(
+            f"LINKING_MAX_CONCURRENT_RPCS ({max_rpcs}) must be at least LINKING_WORKERS ({workers})"
+        )
     return LinkingSettings(
         database_url=url,
         secret_key=secret,
@@ -174,7 +184,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> LinkingSettings:
         jwks_refresh_interval=_int(env, "LINKING_JWKS_REFRESH_INTERVAL", 30),
         reflection=_bool(env, "LINKING_REFLECTION", not production),
         max_message_bytes=_int(env, "LINKING_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, 1024),
-        workers=_int(env, "LINKING_WORKERS", 16),
+        workers=workers,
+        max_concurrent_rpcs=max_rpcs,
+        db_probe_interval=_int(env, "LINKING_DB_PROBE_INTERVAL", 5),
         flow_ttl=_int(env, "LINKING_FLOW_TTL", 15 * 60),
         login_max_failures=_int(env, "LINKING_LOGIN_MAX_FAILURES", 5),
         identity_max_failures=_int(env, "LINKING_IDENTITY_MAX_FAILURES", 20),

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from idp.adapters.sql.models import User
 from idp.adapters.sql.outbox import SqlOutbox
+from idp.adapters.sql.schema import SqlSchemaCheck
 from idp.adapters.sql.sessions import SqlSessionStore
 from idp.adapters.sql.tokens import SqlTokenStore
 from idp.adapters.sql.uow import SqlUnitOfWork
@@ -148,7 +149,13 @@ def build_services(
         auth=AuthenticationService(uow, users, hasher, throttle),
         logout=LogoutService(settings.issuer, sessions, tokens, keys, outbox, uow, clock),
         throttle=throttle,
-        health=HealthService(session, uow, store),
+        health=HealthService(
+            session,
+            uow,
+            store,
+            schema_behind=SqlSchemaCheck(session).behind,
+            missing_algorithms=keys.missing_algorithms,
+        ),
         clock=clock,
         verifier=verifier,
         delivery=delivery,

@@ -10,7 +10,7 @@ from flask_babel import gettext, lazy_gettext
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from idp.domain.errors import IdpError, NotFound, Throttled
+from idp.domain.errors import IdpError, NotFound, SigningKeyMissing, Throttled
 from idp.ports import DeliveryFailed, StoreUnavailable
 from idp.services.delivery import SmsRefused
 
@@ -84,6 +84,17 @@ def init_app(app: Flask) -> None:
     def delivery_failed(exc):
         log.error("delivery failed: %s", exc)
         return render_error(503, gettext("Не удалось отправить сообщение."), {"Retry-After": "30"})
+
+    @app.errorhandler(SigningKeyMissing)
+    def no_signing_key(exc: SigningKeyMissing):
+        # An operator's omission, not a bug: say what to run, answer 503 (RFC 6749 §5.2
+        # has no code for "try later" at the token endpoint, so server_error) and no trace.
+        log.error("cannot sign tokens: %s", exc)
+        headers = {"Retry-After": "30"}
+        if request.path.startswith(API_PREFIXES):
+            body = {"error": "server_error", "error_description": "No signing key is available."}
+            return jsonify(body), 503, headers
+        return render_error(503, headers=headers)
 
     @app.errorhandler(NotFound)
     def flow_not_found(exc):
