@@ -22,6 +22,7 @@ from linking_service.attachment import AttachmentService
 from linking_service.auth import TokenVerifier
 from linking_service.config import LinkingSettings
 from linking_service.interceptors import AuthInterceptor
+from linking_service.probe import DatabaseProbe
 from linking_service.service import LinkingService
 from linking_service.servicer import LinkingServicer
 from linking_service.shutdown import StopSignal, exit_after
@@ -40,10 +41,13 @@ class LinkingServer:
     service: LinkingService
     engine: object
     directory: object = None
+    probe: DatabaseProbe | None = None
 
     def stop(self, grace: float | None = None) -> None:
         """Drain: report NOT_SERVING, refuse new RPCs, let running ones finish."""
         self.health.enter_graceful_shutdown()
+        if self.probe is not None:
+            self.probe.stop()
         self.server.stop(grace).wait()
         self.engine.dispose()
 
@@ -95,8 +99,9 @@ def build(
         settings.events_poll_interval,
     )
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.workers),
+        futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
         interceptors=[AuthInterceptor(verifier)],
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -119,8 +124,10 @@ def build(
         port = server.add_secure_port(settings.listen, credentials)
     if port == 0:
         raise RuntimeError(f"cannot listen on {settings.listen}")
+    probe = DatabaseProbe(engine, health_servicer, ("", SERVICE_NAME), settings.db_probe_interval)
     server.start()
-    return LinkingServer(server, port, health_servicer, service, engine, directory)
+    probe.start()
+    return LinkingServer(server, port, health_servicer, service, engine, directory, probe)
 
 
 def server_credentials(settings: LinkingSettings) -> grpc.ServerCredentials | None:
