@@ -3,6 +3,7 @@ the code's migration head, and a key can sign tokens of every supported algorith
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from sqlalchemy import text
@@ -46,17 +47,6 @@ class HealthService:
         down: dict[str, str] = {}
         try:
             self._db.execute(text("SELECT 1"))
-        except SQLAlchemyError:
-            down["database"] = REMEDIES["database"]
-        finally:
-            self._uow.end_read()
-        try:
-            self._store.ping()
-        except StoreUnavailable:
-            down["store"] = REMEDIES["store"]
-        if "database" in down:
-            return down
-        try:
             if self._schema_behind():
                 down["migrations"] = REMEDIES["migrations"]
             else:
@@ -64,7 +54,16 @@ class HealthService:
                 if missing:
                     down["keys"] = REMEDIES["keys"].format(algs=", ".join(missing), alg=missing[0])
         except SQLAlchemyError:
-            down["database"] = REMEDIES["database"]
+            down = {"database": REMEDIES["database"]}
         finally:
-            self._uow.end_read()
+            self._release()
+        try:
+            self._store.ping()
+        except StoreUnavailable:
+            down["store"] = REMEDIES["store"]
         return down
+
+    def _release(self) -> None:
+        # Ending the read on a connection the server dropped fails too; the pool discards it.
+        with contextlib.suppress(SQLAlchemyError):
+            self._uow.end_read()

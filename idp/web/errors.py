@@ -8,6 +8,8 @@ import logging
 from flask import Flask, jsonify, render_template, request
 from flask_babel import gettext, lazy_gettext
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from idp.domain.errors import IdpError, NotFound, SigningKeyMissing, Throttled
@@ -16,7 +18,16 @@ from idp.services.delivery import SmsRefused
 
 log = logging.getLogger(__name__)
 
-API_PREFIXES = ("/token", "/userinfo", "/revoke", "/introspect", "/jwks.json", "/.well-known")
+API_PREFIXES = (
+    "/token",
+    "/userinfo",
+    "/revoke",
+    "/introspect",
+    "/jwks.json",
+    "/.well-known",
+    "/readyz",
+    "/healthz",
+)
 
 MESSAGES = {
     400: lazy_gettext("Некорректный запрос."),
@@ -67,6 +78,21 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(StoreUnavailable)
     def store_down(exc):
         log.error("ephemeral store unavailable: %s", exc)
+        return render_error(503, headers={"Retry-After": "5"})
+
+    @app.errorhandler(DBAPIError)
+    def database_error(exc: DBAPIError):
+        # Unreachable, restarting or failing over: the pool reconnects (pool_pre_ping) on a
+        # later request. Only the class is logged: the driver's text may name the host.
+        if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
+            log.error("database unavailable: %s", type(exc.orig or exc).__name__)
+            return render_error(503, headers={"Retry-After": "5"})
+        log.exception("database error")
+        return render_error(500)
+
+    @app.errorhandler(PoolTimeout)
+    def pool_exhausted(exc):
+        log.error("database pool exhausted: no connection within the pool timeout")
         return render_error(503, headers={"Retry-After": "5"})
 
     @app.errorhandler(Throttled)

@@ -23,4 +23,4 @@ def test_not_ready_while_the_store_is_down(tmp_path):
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     # SQLite answers even without tables; the store is down and the schema not migrated.
-    assert response.get_json()["down"] == ["store", "migrations"]
+    assert response.get_json()["down"] == ["migrations", "store"]
