@@ -1,5 +1,5 @@
-"""A Redis and a PostgreSQL of the fault tests' own, on free ports, that the tests may stop,
-kill and restart: the shared ones (6379, 5432) are never touched.
+"""A Redis, a PostgreSQL and a linking service of the fault tests' own, on free ports, that
+the tests may stop, kill and restart: the shared ones (6379, 5432) are never touched.
 
 The PostgreSQL cluster is made with ``initdb`` in a temporary directory and run with
 ``pg_ctl``; as root, both run as the ``postgres`` user (the server refuses root)."""
@@ -11,11 +11,15 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 from tests.processes import answers, free_port, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class OwnRedis:
@@ -107,3 +111,51 @@ class OwnPostgres:
         with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class LinkingProcess:
+    """``linking-service serve`` in a process of its own on a fixed free port, so that it can
+    be killed and started again where the IdP's channel expects it."""
+
+    SECRET = "fault-linking-secret-key-0123456789abcdef"
+
+    def __init__(self, database_url: str, issuer: str, **env: str) -> None:
+        self.port = free_port()
+        self.target = f"127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "LINKING_DATABASE_URL": database_url,
+            "LINKING_LISTEN": self.target,
+            "LINKING_IDP_ISSUER": issuer,
+            "LINKING_SECRET_KEY": self.SECRET,
+            "LINKING_SHUTDOWN_GRACE": "1",
+            "LINKING_DB_PROBE_INTERVAL": "1",
+            **env,
+        }
+        self.proc: subprocess.Popen | None = None
+        self.log = Path(tempfile.mkstemp(prefix="fault-linking-", suffix=".log")[1])
+
+    def start(self) -> None:
+        with self.log.open("a") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", "from linking_service.cli import main; main()", "serve"],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until(self._serving, 60, f"the linking service to serve ({self.log})")
+
+    def _serving(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"linking service exited: {self.log.read_text()[-2000:]}")
+        return answers(self.port)
+
+    def kill(self, signum: int = signal.SIGKILL) -> None:
+        self.proc.send_signal(signum)
+        self.proc.wait(30)
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.kill()
+        self.log.unlink(missing_ok=True)
