@@ -376,10 +376,21 @@ def serve(host: str, port: int) -> None:
     stop = StopSignal()
     # Before the app exists, so Flask finds a (redacting) handler and adds none of its own.
     configure_logging()
-    app = _app()
-    in_flight = InFlight(app.wsgi_app)
-    app.wsgi_app = in_flight
-    server = make_server(host, port, app, threaded=True, request_handler=RedactingRequestHandler)
+    in_flight = InFlight()
+
+    class DrainedRequestHandler(RedactingRequestHandler):
+        # From its ``100 Continue`` to the last byte of the answer: a request the client saw
+        # accepted is one the drain waits for.
+        def run_wsgi(self):
+            with in_flight.request():
+                super().run_wsgi()
+
+        def handle_expect_100(self):
+            # http.server would send a first ``100 Continue`` before run_wsgi (werkzeug
+            # sends its own there): one, from inside the counted part, is enough.
+            return True
+
+    server = make_server(host, port, _app(), threaded=True, request_handler=DrainedRequestHandler)
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     click.echo(f" * IdP serving on http://{host}:{server.port}", err=True)
     stop.wait()

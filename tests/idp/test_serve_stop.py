@@ -123,7 +123,10 @@ def start_slow_request(port: int) -> socket.socket:
         f"Content-Length: {len(BODY)}\r\n\r\n"
     )
     sock.sendall(head.encode() + BODY[:10])
-    assert sock.recv(64).startswith(b"HTTP/1.1 100")
+    interim = b""
+    while not interim.endswith(b"\r\n\r\n"):
+        interim += sock.recv(1)
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n", interim
     return sock
 
 
