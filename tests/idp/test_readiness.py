@@ -16,6 +16,7 @@ from idp import create_app
 from idp.adapters.store_memory import MemoryStore
 from idp.config import load_settings
 from tests.conftest import PG_URL, _pg_url, base_env
+from tests.idp.test_cli import Cli, clean_env, sqlite_url
 from tests.support import Clock
 
 
@@ -150,3 +151,13 @@ def test_the_token_endpoint_answers_503_without_a_key(fresh_app):
         auth=(created.client.client_id, created.secret),
     )
     assert again.status_code == 200, again.get_data(as_text=True)
+
+
+def test_keys_rotate_on_a_fresh_database_signs_at_once(tmp_path):
+    """The issue's report, as an operator types it: a fresh database, `idp keys rotate`."""
+    sqlite_cli = Cli(clean_env(tmp_path, sqlite_url(tmp_path)))
+    sqlite_cli("db", "upgrade")
+    first = sqlite_cli.json("keys", "rotate", "--alg", "ES256")
+    assert first["signs_in_seconds"] == 0
+    second = sqlite_cli.json("keys", "rotate", "--alg", "ES256")
+    assert second["signs_in_seconds"] > 0 and second["kid"] != first["kid"]
