@@ -12,7 +12,9 @@ workers = int(os.environ.get("IDP_WORKERS", multiprocessing.cpu_count() * 2))
 threads = int(os.environ.get("IDP_THREADS", "4"))
 worker_class = "gthread"
 timeout = 30
-graceful_timeout = 20
+# SIGTERM: the master stops accepting, each worker answers the requests it holds for at most
+# this long (keep it below the orchestrator's terminationGracePeriodSeconds), then exits.
+graceful_timeout = int(os.environ.get("IDP_GRACEFUL_TIMEOUT", "20"))
 keepalive = 5
 max_requests = 10000
 max_requests_jitter = 1000

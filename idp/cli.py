@@ -91,9 +91,10 @@ def keys() -> None:
 )
 @click.option("--operator", help="Who rotates (kept in the audit trail).")
 def keys_rotate(alg: str, immediately: bool, older_than: str | None, operator: str | None) -> None:
-    """Publish a new key; it signs after every cache has seen it, and the old key stays
-    published until its tokens expire. With --if-older-than it is safe to run from cron
-    (on several replicas at once): a young key is left alone."""
+    """Publish a new key; it signs after every cache has seen it (at once when no key of the
+    algorithm signs yet), and the old key stays published until its tokens expire. With
+    --if-older-than it is safe to run from cron (on several replicas at once): a young key is
+    left alone."""
     max_age = parse_age(older_than)
     app = _app()
     with app.app_context():
@@ -103,7 +104,7 @@ def keys_rotate(alg: str, immediately: bool, older_than: str | None, operator: s
             kid = keys.rotate(alg, activate_in=activate_in, operator=operator)
         else:
             kid = keys.rotate_if_older(alg, max_age, activate_in=activate_in, operator=operator)
-        delay = 0 if immediately else keys.propagation_delay
+        delay = keys.signs_in(kid) if kid is not None else None
     if kid is None:
         click.echo(json.dumps({"kid": None, "alg": alg, "rotated": False}))
         return
@@ -435,22 +436,38 @@ def _exit_when_stopped(stop, exit_after) -> None:
 def serve(host: str, port: int) -> None:
     """Serve the app for development and tests (production: gunicorn 'idp.wsgi:app').
 
-    SIGTERM or SIGINT stop it at once: the listening socket closes; requests in flight are
-    not waited for (the development server has no drain; gunicorn does)."""
+    SIGTERM or SIGINT stop it gracefully: the listening socket closes at once (new
+    connections are refused), requests in flight are answered, and the process exits within
+    SERVE_STOP_DEADLINE seconds whatever still runs."""
     import threading
 
     from werkzeug.serving import make_server
 
     from idp.logging_setup import RedactingRequestHandler
     from idp.logredact import configure_logging
-    from idp.shutdown import StopSignal, exit_after
+    from idp.shutdown import InFlight, StopSignal, exit_after
 
     stop = StopSignal()
     settings = _settings()
     # Before the app exists, so Flask finds a (redacting) handler and adds none of its own.
     configure_logging(log_format=settings.log_format)
-    app = _app(settings)
-    server = make_server(host, port, app, threaded=True, request_handler=RedactingRequestHandler)
+    in_flight = InFlight()
+
+    class DrainedRequestHandler(RedactingRequestHandler):
+        # From its ``100 Continue`` to the last byte of the answer: a request the client saw
+        # accepted is one the drain waits for.
+        def run_wsgi(self):
+            with in_flight.request():
+                super().run_wsgi()
+
+        def handle_expect_100(self):
+            # http.server would send a first ``100 Continue`` before run_wsgi (werkzeug
+            # sends its own there): one, from inside the counted part, is enough.
+            return True
+
+    server = make_server(
+        host, port, _app(settings), threaded=True, request_handler=DrainedRequestHandler
+    )
     _serve_metrics(settings)
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     click.echo(f" * IdP serving on http://{host}:{server.port}", err=True)
@@ -459,6 +476,9 @@ def serve(host: str, port: int) -> None:
     exit_after(SERVE_STOP_DEADLINE, "idp serve: did not stop in time; exiting")
     server.shutdown()
     server.server_close()
+    # Margin for the answers to be written once the app has returned them.
+    if not in_flight.drain(SERVE_STOP_DEADLINE - 1):
+        click.echo("idp serve: requests still in flight at the deadline", err=True)
 
 
 main.add_command(legacy)

@@ -19,6 +19,9 @@ import signal
 import threading
 import time
 
+#: Seconds between two looks at whether a signal arrived (see ``StopSignal.wait``).
+POLL = 0.2
+
 
 class StopSignal:
     """Records the first of SIGTERM/SIGINT; ``wait()`` returns once one has arrived."""
@@ -42,9 +45,16 @@ class StopSignal:
     def wait(self, timeout: float | None = None) -> bool:
         """Block (in any thread) until a signal has arrived; False if ``timeout`` passed first.
 
-        The pipe is never read, so it stays readable and wakes every waiter."""
-        if self.signum is None:
-            select.select([self._read], [], [], timeout)
+        The pipe is never read, so it stays readable and wakes every waiter. The kernel may
+        deliver the signal to any thread (one blocked in a request, say); Python then runs the
+        handler only when the main thread next executes bytecode, which a main thread asleep
+        in ``select`` never does: so it wakes every ``POLL`` seconds to let the handler run."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.signum is None:
+            wait = POLL if deadline is None else min(POLL, deadline - time.monotonic())
+            if wait <= 0:
+                break
+            select.select([self._read], [], [], wait)
         return self.signum is not None
 
 
@@ -60,3 +70,28 @@ def exit_after(seconds: float, message: str, status: int = 1) -> None:
         os._exit(status)
 
     threading.Thread(target=watchdog, name="shutdown-watchdog", daemon=True).start()
+
+
+class InFlight:
+    """Counts the requests being answered, so that a stopping server can wait for them
+    (``drain``) after it has closed its listening socket."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = threading.Condition()
+
+    @contextlib.contextmanager
+    def request(self):
+        with self._idle:
+            self._count += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._count -= 1
+                self._idle.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until no request is in flight; False if ``timeout`` passed first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._count == 0, timeout)

@@ -44,6 +44,10 @@ class LinkingSettings:
     reflection: bool = True
     max_message_bytes: int = 4 * 1024 * 1024
     workers: int = 16
+    # RPCs accepted at once (running or queued for a worker); beyond: RESOURCE_EXHAUSTED.
+    max_concurrent_rpcs: int = 64
+    # Seconds between database probes; the health status is NOT_SERVING while one fails.
+    db_probe_interval: float = 5.0
     flow_ttl: int = 15 * 60
     login_max_failures: int = 5
     login_window: int = 15 * 60
@@ -182,6 +186,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> LinkingSettings:
             raise ConfigError(f"LINKING_ALLOWED_ALGS: {alg!r} is not an asymmetric JWS algorithm")
     if not algs:
         raise ConfigError("LINKING_ALLOWED_ALGS must name at least one algorithm")
+    workers = _int(env, "LINKING_WORKERS", 16)
+    max_rpcs = _int(env, "LINKING_MAX_CONCURRENT_RPCS", 4 * workers)
+    if max_rpcs < workers:
+        raise ConfigError(
+            f"LINKING_MAX_CONCURRENT_RPCS ({max_rpcs}) must be at least LINKING_WORKERS ({workers})"
+        )
     return LinkingSettings(
         metrics_port=_metrics_port(env, production),
         log_format=_log_format(env, production),
@@ -200,7 +210,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> LinkingSettings:
         jwks_refresh_interval=_int(env, "LINKING_JWKS_REFRESH_INTERVAL", 30),
         reflection=_bool(env, "LINKING_REFLECTION", not production),
         max_message_bytes=_int(env, "LINKING_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, 1024),
-        workers=_int(env, "LINKING_WORKERS", 16),
+        workers=workers,
+        max_concurrent_rpcs=max_rpcs,
+        db_probe_interval=_int(env, "LINKING_DB_PROBE_INTERVAL", 5),
         flow_ttl=_int(env, "LINKING_FLOW_TTL", 15 * 60),
         login_max_failures=_int(env, "LINKING_LOGIN_MAX_FAILURES", 5),
         identity_max_failures=_int(env, "LINKING_IDENTITY_MAX_FAILURES", 20),
@@ -217,6 +229,7 @@ ENV_VARS: tuple[str, ...] = (
     "LINKING_ALLOW_PLAINTEXT",
     "LINKING_AUDIENCE",
     "LINKING_DATABASE_URL",
+    "LINKING_DB_PROBE_INTERVAL",
     "LINKING_ENV",
     "LINKING_FLOW_TTL",
     "LINKING_IDENTITY_MAX_FAILURES",
@@ -227,6 +240,7 @@ ENV_VARS: tuple[str, ...] = (
     "LINKING_LISTEN",
     "LINKING_LOGIN_MAX_FAILURES",
     "LINKING_LOG_FORMAT",
+    "LINKING_MAX_CONCURRENT_RPCS",
     "LINKING_MAX_MESSAGE_BYTES",
     "LINKING_METRICS_PORT",
     "LINKING_REFLECTION",

@@ -27,6 +27,7 @@ from linking_service.observability import (
     instrument_pool,
     jwks_refreshed,
 )
+from linking_service.probe import DatabaseProbe
 from linking_service.service import LinkingService
 from linking_service.servicer import LinkingServicer
 from linking_service.shutdown import StopSignal, exit_after
@@ -45,10 +46,13 @@ class LinkingServer:
     service: LinkingService
     engine: object
     directory: object = None
+    probe: DatabaseProbe | None = None
 
     def stop(self, grace: float | None = None) -> None:
         """Drain: report NOT_SERVING, refuse new RPCs, let running ones finish."""
         self.health.enter_graceful_shutdown()
+        if self.probe is not None:
+            self.probe.stop()
         self.server.stop(grace).wait()
         self.engine.dispose()
 
@@ -102,9 +106,10 @@ def build(
         settings.events_poll_interval,
     )
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.workers),
+        futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
         # Outermost first: every RPC is counted and carries its request id, refused ones too.
         interceptors=[ObservingInterceptor(), AuthInterceptor(verifier)],
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -127,8 +132,10 @@ def build(
         port = server.add_secure_port(settings.listen, credentials)
     if port == 0:
         raise RuntimeError(f"cannot listen on {settings.listen}")
+    probe = DatabaseProbe(engine, health_servicer, ("", SERVICE_NAME), settings.db_probe_interval)
     server.start()
-    return LinkingServer(server, port, health_servicer, service, engine, directory)
+    probe.start()
+    return LinkingServer(server, port, health_servicer, service, engine, directory, probe)
 
 
 def server_credentials(settings: LinkingSettings) -> grpc.ServerCredentials | None:

@@ -17,6 +17,9 @@ import signal
 import threading
 import time
 
+#: Seconds between two looks at whether a signal arrived (see ``StopSignal.wait``).
+POLL = 0.2
+
 
 class StopSignal:
     """Records the first of SIGTERM/SIGINT; ``wait()`` returns once one has arrived."""
@@ -40,9 +43,16 @@ class StopSignal:
     def wait(self, timeout: float | None = None) -> bool:
         """Block (in any thread) until a signal has arrived; False if ``timeout`` passed first.
 
-        The pipe is never read, so it stays readable and wakes every waiter."""
-        if self.signum is None:
-            select.select([self._read], [], [], timeout)
+        The pipe is never read, so it stays readable and wakes every waiter. The kernel may
+        deliver the signal to any thread (one blocked in a request, say); Python then runs the
+        handler only when the main thread next executes bytecode, which a main thread asleep
+        in ``select`` never does: so it wakes every ``POLL`` seconds to let the handler run."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.signum is None:
+            wait = POLL if deadline is None else min(POLL, deadline - time.monotonic())
+            if wait <= 0:
+                break
+            select.select([self._read], [], [], wait)
         return self.signum is not None
 
 

@@ -123,6 +123,15 @@ def _metadata(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"), (METADATA_KEY, request_id))
 
 
+#: gRPC backs off up to 120 s between reconnections by default: after an outage of the
+#: linking service the IdP's pages would say "unavailable" for two more minutes.
+CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.min_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 5000),
+)
+
+
 class GrpcLinkingClient:
     def __init__(
         self,
@@ -132,9 +141,9 @@ class GrpcLinkingClient:
         credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         self._channel = (
-            grpc.secure_channel(target, credentials)
+            grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
             if credentials is not None
-            else grpc.insecure_channel(target)
+            else grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
         )
         # Counted at this edge (idp_linking_calls_total); the stream of events is a long poll.
         self._stub = pb_grpc.LinkingServiceStub(

@@ -65,3 +65,14 @@ class LinkingFailed(IdpError):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+
+
+class SigningKeyMissing(IdpError):
+    """No key of ``alg`` may sign now: the provider cannot issue tokens until an operator
+    creates one. The message says what to run."""
+
+    code = "signing_key_missing"
+
+    def __init__(self, alg: str) -> None:
+        super().__init__(f"no active {alg} signing key; run `idp keys rotate --alg {alg}`")
+        self.alg = alg

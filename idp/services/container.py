@@ -12,6 +12,7 @@ from idp.adapters.sql.audit import SqlAuditLog
 from idp.adapters.sql.housekeeping import SqlHousekeeping
 from idp.adapters.sql.models import User
 from idp.adapters.sql.outbox import SqlOutbox
+from idp.adapters.sql.schema import SqlSchemaCheck
 from idp.adapters.sql.sessions import SqlSessionStore
 from idp.adapters.sql.social import SqlSocialIdentityStore
 from idp.adapters.sql.tokens import SqlTokenStore
@@ -192,7 +193,13 @@ def build_services(
         auth=auth,
         logout=logout,
         throttle=throttle,
-        health=HealthService(session, uow, store),
+        health=HealthService(
+            session,
+            uow,
+            store,
+            schema_behind=SqlSchemaCheck(session).behind,
+            missing_algorithms=keys.missing_algorithms,
+        ),
         clock=clock,
         verifier=verifier,
         delivery=delivery,

@@ -8,6 +8,7 @@ need it. A rotated-out key stays in the JWK Set until every token it signed has 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from idp.adapters.sql.models import SigningKey
 from idp.adapters.sql.uow import SqlUnitOfWork
+from idp.domain.errors import SigningKeyMissing
 from idp.persistence import UnitOfWork
 from idp.services.audit import AuditService
 from idp.services.crypto import Sealer
@@ -91,15 +93,29 @@ class KeyService:
         self.invalidate()
         return created
 
+    def _signs_now(self, alg: str, now: int) -> bool:
+        """Some key of ``alg`` is allowed to sign at ``now``."""
+        for row in self._db.scalars(select(SigningKey).where(SigningKey.alg == alg)):
+            starts = row.activates_at if row.activates_at is not None else row.created_at
+            if starts <= now and (row.retired_at is None or row.retired_at > now):
+                return True
+        return False
+
     def rotate(self, alg: str, activate_in: int | None = None, operator: str | None = None) -> str:
         """Publish a new key for ``alg`` now; it starts signing after ``activate_in`` seconds
         (default :attr:`propagation_delay`; 0 for an emergency rotation). The key it replaces
-        signs until then and stays published until its last token has expired."""
+        signs until then and stays published until its last token has expired.
+
+        When no key of ``alg`` signs yet (a fresh database), the new one signs at once: the
+        delay only protects caches that hold an older key, and waiting would leave the
+        provider unable to issue tokens."""
         if alg not in SUPPORTED_ALGS:
             raise ValueError(f"unsupported algorithm {alg}")
         now = int(self._clock())
         starts = now + (self.propagation_delay if activate_in is None else max(0, activate_in))
         with self._uow.transaction():
+            if not self._signs_now(alg, now):
+                starts = now
             for old in self._db.scalars(
                 select(SigningKey).where(SigningKey.alg == alg, SigningKey.retired_at.is_(None))
             ):
@@ -179,13 +195,36 @@ class KeyService:
     def algorithms(self) -> list[str]:
         return sorted(self._load()[0])
 
+    def signs_in(self, kid: str) -> int:
+        """Seconds until the key ``kid`` signs (0: it signs now)."""
+        row = self._db.get(SigningKey, kid)
+        starts = row.activates_at if row.activates_at is not None else row.created_at
+        return max(0, math.ceil(starts - self._clock()))
+
+    def missing_algorithms(self) -> list[str]:
+        """The supported algorithms no key can sign with now (readiness). A cached view that
+        misses one is reloaded once, so a key added by another process is seen at once."""
+        missing = [alg for alg in SUPPORTED_ALGS if alg not in self._load()[0]]
+        if missing:
+            self.invalidate()
+            missing = [alg for alg in SUPPORTED_ALGS if alg not in self._load()[0]]
+        return missing
+
     # --- use --------------------------------------------------------------------------
 
-    def sign(self, claims: dict, alg: str, typ: str = "JWT") -> str:
+    def _signer(self, alg: str) -> tuple[str, object]:
         active, _ = self._load()
         if alg not in active:
-            raise RuntimeError(f"no active {alg} signing key; run `idp keys rotate --alg {alg}`")
-        kid, key = active[alg]
+            # Perhaps a key was added since the cache was filled (`idp keys rotate` elsewhere).
+            self.invalidate()
+            active, _ = self._load()
+        if alg not in active:
+            raise SigningKeyMissing(alg)
+        return active[alg]
+
+    def sign(self, claims: dict, alg: str, typ: str = "JWT") -> str:
+        """Sign with the active key of ``alg``; :class:`SigningKeyMissing` when there is none."""
+        kid, key = self._signer(alg)
         return jwt.encode({"alg": alg, "kid": kid, "typ": typ}, claims, key, algorithms=[alg])
 
     def verify(

@@ -8,15 +8,26 @@ import logging
 from flask import Flask, jsonify, render_template, request
 from flask_babel import gettext, lazy_gettext
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from idp.domain.errors import IdpError, NotFound, Throttled
+from idp.domain.errors import IdpError, NotFound, SigningKeyMissing, Throttled
 from idp.ports import DeliveryFailed, StoreUnavailable
 from idp.services.delivery import SmsRefused
 
 log = logging.getLogger(__name__)
 
-API_PREFIXES = ("/token", "/userinfo", "/revoke", "/introspect", "/jwks.json", "/.well-known")
+API_PREFIXES = (
+    "/token",
+    "/userinfo",
+    "/revoke",
+    "/introspect",
+    "/jwks.json",
+    "/.well-known",
+    "/readyz",
+    "/healthz",
+)
 
 MESSAGES = {
     400: lazy_gettext("Некорректный запрос."),
@@ -69,6 +80,21 @@ def init_app(app: Flask) -> None:
         log.error("ephemeral store unavailable: %s", exc)
         return render_error(503, headers={"Retry-After": "5"})
 
+    @app.errorhandler(DBAPIError)
+    def database_error(exc: DBAPIError):
+        # Unreachable, restarting or failing over: the pool reconnects (pool_pre_ping) on a
+        # later request. Only the class is logged: the driver's text may name the host.
+        if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
+            log.error("database unavailable: %s", type(exc.orig or exc).__name__)
+            return render_error(503, headers={"Retry-After": "5"})
+        log.exception("database error")
+        return render_error(500)
+
+    @app.errorhandler(PoolTimeout)
+    def pool_exhausted(exc):
+        log.error("database pool exhausted: no connection within the pool timeout")
+        return render_error(503, headers={"Retry-After": "5"})
+
     @app.errorhandler(Throttled)
     def throttled(exc: Throttled):
         return render_error(429, headers={"Retry-After": str(exc.retry_after)})
@@ -84,6 +110,17 @@ def init_app(app: Flask) -> None:
     def delivery_failed(exc):
         log.error("delivery failed: %s", exc)
         return render_error(503, gettext("Не удалось отправить сообщение."), {"Retry-After": "30"})
+
+    @app.errorhandler(SigningKeyMissing)
+    def no_signing_key(exc: SigningKeyMissing):
+        # An operator's omission, not a bug: say what to run, answer 503 (RFC 6749 §5.2
+        # has no code for "try later" at the token endpoint, so server_error) and no trace.
+        log.error("cannot sign tokens: %s", exc)
+        headers = {"Retry-After": "30"}
+        if request.path.startswith(API_PREFIXES):
+            body = {"error": "server_error", "error_description": "No signing key is available."}
+            return jsonify(body), 503, headers
+        return render_error(503, headers=headers)
 
     @app.errorhandler(NotFound)
     def flow_not_found(exc):

@@ -16,8 +16,14 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    down = services().health.problems()
-    response = jsonify({"status": "ok" if not down else "unavailable", "down": down})
+    """503 naming each part that is down (``database``, ``store``, ``migrations``, ``keys``)
+    and what to do about it; the orchestrator sends no traffic until it answers 200."""
+    report = services().health.report()
+    down = list(report)
+    body = {"status": "ok" if not down else "unavailable", "down": down}
+    if down:
+        body["detail"] = report
+    response = jsonify(body)
     if down:
         response.status_code = 503
         response.headers["Retry-After"] = "5"

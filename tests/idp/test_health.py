@@ -22,5 +22,5 @@ def test_not_ready_while_the_store_is_down(tmp_path):
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
-    # SQLite answers even without tables; the store is what is down.
-    assert response.get_json()["down"] == ["store"]
+    # SQLite answers even without tables; the store is down and the schema not migrated.
+    assert response.get_json()["down"] == ["migrations", "store"]

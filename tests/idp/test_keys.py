@@ -19,6 +19,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 
 from idp.adapters.sql.models import SigningKey
+from idp.domain.errors import SigningKeyMissing
 from idp.services.crypto import Sealer
 from idp.services.keys import SUPPORTED_ALGS, KeyService, TokenInvalid
 
@@ -335,5 +336,5 @@ def test_verify_checks_the_issuer_when_asked(live):
 
 
 def test_sign_refuses_an_algorithm_without_key(live):
-    with live.ctx(), pytest.raises(RuntimeError):
+    with live.ctx(), pytest.raises(SigningKeyMissing):
         live.services.keys.sign(claims(live), "HS256")

@@ -1,12 +1,15 @@
-"""Stopping ``idp serve`` and ``idp linking-events`` with signals, as a supervisor does."""
+"""Stopping ``idp serve``, gunicorn and ``idp linking-events`` with signals, as a supervisor
+or an orchestrator does."""
 
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import threading
 from concurrent import futures
+from pathlib import Path
 
 import grpc
 import requests
@@ -14,9 +17,10 @@ import requests
 from elk_proto.linking.v1 import linking_pb2_grpc
 from idp.cli import SERVE_STOP_DEADLINE
 from tests.conftest import base_env
-from tests.processes import free_port, port_is_free, wait_until
+from tests.processes import answers, free_port, port_is_free, wait_until
 
 LONG_POLL = 60  # seconds: far longer than any stop may take
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def idp(env, *args) -> subprocess.Popen:
@@ -99,6 +103,100 @@ def test_linking_events_stops_while_waiting_to_retry(databases, tmp_path):
                 break
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=LONG_POLL / 4) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+# --- draining: a request in flight at SIGTERM is answered, new connections are not taken ---
+
+BODY = b"grant_type=client_credentials&scope=openid"
+
+
+def start_slow_request(port: int) -> socket.socket:
+    """A POST /token whose body is still on its way: the server has called the app (it
+    answered ``100 Continue`` on the way in) and the app waits for the rest of the body."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    head = (
+        "POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\nExpect: 100-continue\r\n"
+        f"Content-Length: {len(BODY)}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + BODY[:10])
+    interim = b""
+    while not interim.endswith(b"\r\n\r\n"):
+        interim += sock.recv(1)
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n", interim
+    return sock
+
+
+def finish_slow_request(sock: socket.socket) -> bytes:
+    sock.sendall(BODY[10:])
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    sock.close()
+    return answer
+
+
+def test_serve_answers_the_request_in_flight_and_refuses_new_ones(databases, tmp_path):
+    port = free_port()
+    proc = idp(base_env(databases["embedded"], tmp_path), "serve", "--port", str(port))
+    try:
+        wait_until(lambda: _healthy(f"http://127.0.0.1:{port}/healthz"), 60, "idp serve to answer")
+        slow = start_slow_request(port)
+        proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: not answers(port), SERVE_STOP_DEADLINE, "the listening socket to close")
+        assert proc.poll() is None  # still draining
+        answer = finish_slow_request(slow)
+        # The app's own answer (no client authentication), not a reset connection.
+        assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+        assert b"invalid_client" in answer
+        assert proc.wait(timeout=SERVE_STOP_DEADLINE) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_gunicorn_answers_the_request_in_flight_then_exits(databases, tmp_path):
+    """deploy/gunicorn.conf.py: the gthread worker finishes what it holds within
+    IDP_GRACEFUL_TIMEOUT after SIGTERM."""
+    port = free_port()
+    env = {
+        **base_env(databases["embedded"], tmp_path),
+        "IDP_BIND": f"127.0.0.1:{port}",
+        "IDP_WORKERS": "1",
+        "IDP_THREADS": "2",
+        "IDP_GRACEFUL_TIMEOUT": "15",
+        "PATH": "/usr/bin:/bin",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(ROOT / "deploy/gunicorn.conf.py"),
+            "idp.wsgi:app",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: _healthy(f"http://127.0.0.1:{port}/healthz"), 60, "gunicorn to answer")
+        slow = start_slow_request(port)
+        proc.send_signal(signal.SIGTERM)
+        for line in proc.stderr:
+            if "Handling signal: term" in line:
+                break
+        answer = finish_slow_request(slow)
+        assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+        assert proc.wait(timeout=15) == 0
+        assert "Traceback" not in proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -95,7 +95,12 @@ def test_the_idps_request_id_reaches_the_linking_services_log(linking, json_line
         with live.ctx():
             from idp.adapters.sql.models import User
 
-            user = User(id=str(uuid.uuid4()), family_name="Орлова", given_name="Вера")
+            user = User(
+                id=str(uuid.uuid4()),
+                family_name="Орлова",
+                given_name="Вера",
+                region="Пермский край",
+            )
             client.auto_attach(user)
     finally:
         reset_request_id(token)
