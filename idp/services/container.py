@@ -161,6 +161,7 @@ def build_services(
         SqlSocialIdentityStore(session),
         store,
         clock,
+        metrics,
     )
     return Services(
         uow=uow,

@@ -54,11 +54,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from idp.adapters.metrics_twin import NullMetrics
 from idp.adapters.sql.models import SocialIdentity, User, Verification
 from idp.domain.errors import Conflict, NotFound
-from idp.domain.social import PROVIDERS, SocialError, SocialProfile
+from idp.domain.social import PROVIDER_NAMES, PROVIDERS, SocialError, SocialProfile
 from idp.persistence import SocialIdentityStore, UnitOfWork
-from idp.ports import EphemeralStore, SocialProvider
+from idp.ports import EphemeralStore, Metrics, SocialProvider
 from idp.services.crypto import new_token
 from idp.services.social_proof import SignedIn, new_proof_flow
 
@@ -126,6 +127,7 @@ class SocialService:
         identities: SocialIdentityStore,
         store: EphemeralStore,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self._db = session
         self._uow = uow
@@ -133,6 +135,7 @@ class SocialService:
         self._identities = identities
         self._store = store
         self._clock = clock
+        self._metrics = metrics or NullMetrics()
 
     def _now(self) -> int:
         return int(self._clock())
@@ -219,7 +222,32 @@ class SocialService:
         redirect_uri: str,
         current_user: str | None = None,
     ) -> SignedIn | SignUp | ProofNeeded | Linked:
-        """The callback: state checked, the provider asked, then what happens to the person."""
+        """The callback: state checked, the provider asked, then what happens to the person.
+        Counted as a sign-in by the provider's name: ``success`` when it signs somebody in,
+        ``failure`` for any :class:`SocialError` (sign-up, proof and link are no sign-in yet)."""
+        try:
+            outcome = self._finish(provider, params, binding, redirect_uri, current_user)
+        except SocialError:
+            self._count(provider, "failure")
+            raise
+        if isinstance(outcome, SignedIn):
+            self._count(provider, "success")
+        return outcome
+
+    def _count(self, provider: str, result: str) -> None:
+        """A social sign-in's ``result`` by provider; a name that is no provider of ours (the
+        callback's path is the person's input) is not a label."""
+        if provider in PROVIDER_NAMES:
+            self._metrics.sign_in(provider, result)
+
+    def _finish(
+        self,
+        provider: str,
+        params: Mapping[str, str],
+        binding: str,
+        redirect_uri: str,
+        current_user: str | None,
+    ) -> SignedIn | SignUp | ProofNeeded | Linked:
         record = self._take_state(provider, params, binding)
         adapter = self._provider(provider)
         profile = adapter.complete(
