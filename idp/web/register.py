@@ -13,7 +13,7 @@ from idp.ports import DeliveryFailed
 from idp.services.authentication import PASSWORD_ACR
 from idp.services.carried_authorization import CarriedAuthorization, carried_by
 from idp.services.delivery import SmsRefused, mask_contact
-from idp.services.social import amr_for
+from idp.services.social import AlreadyLinked, amr_for
 from idp.services.verification import SecretRejected
 from idp.web import client_address, services
 from idp.web.carry import (
@@ -261,6 +261,17 @@ def password():
 @bp.route("/register/legacy", methods=["GET", "POST"])
 def legacy():
     flow = _flow()
+    try:
+        return _legacy(flow)
+    except AlreadyLinked:
+        # The social sign-up's identity was linked to another account meanwhile: no upgrade.
+        forget_flow("register")
+        return render_template(
+            "error.html", status=409, message=gettext("Эту соцсеть уже нельзя привязать.")
+        ), 409
+
+
+def _legacy(flow):
     error, status = None, 200
     if request.method == "POST" and not request.form.get("captcha_refresh"):
         if not captcha_shown(request.form):

@@ -474,3 +474,73 @@ def test_the_portals_request_outlives_its_interaction_while_the_flow_lives(make_
         "fed",
         "vkid",
     ]
+
+
+def test_social_sign_up_into_a_legacy_cabinet_links_when_upgraded(make_live):
+    """The provider's phone belongs to a legacy cabinet: the sign-up becomes its upgrade, and
+    the identity is linked in the upgrade's transaction (then it signs the account in)."""
+    from idp.services.captcha import _digest
+    from tests.idp.test_cabinet_small_things import _legacy_user
+
+    live, providers = social_live(make_live)
+    sub = _legacy_user(live, "+79995556610")
+    providers["vkid"].person("l", "vk-legacy", given_name="Анна", phone="+79995556610")
+    http = requests.Session()
+    back = come_back(http, live, "vkid", code="l", state=start(http, live, "vkid"))
+    assert back.headers["Location"].endswith("/register")
+    fields = {"family_name": "Старова", "given_name": "Анна", "region": "Пермский край"}
+    started = post_form(http, live, "/register", contact="+79995556610", accept="1", **fields)
+    assert started.headers["Location"].endswith("/register/legacy")
+    page = http.get(f"{live.url}/register/legacy")
+    challenge = re.search(r'name="captcha_id" value="([^"]+)"', page.text).group(1)
+    with live.ctx():
+        live.services.store.set(f"captcha:{challenge}", _digest(challenge, "ABCDE"), 300)
+    form = {"csrf_token": csrf_of(page.text), "captcha_id": challenge, "captcha": "ABCDE"}
+    wrong = http.post(f"{live.url}/register/legacy", data={**form, "password": "не-тот"})
+    assert wrong.status_code == 400 and identities(live) == []
+    with live.ctx():
+        live.services.store.set(f"captcha:{challenge}", _digest(challenge, "ABCDE"), 300)
+    done = http.post(
+        f"{live.url}/register/legacy",
+        data={**form, "password": "old-cabinet-1"},
+        allow_redirects=False,
+    )
+    assert done.status_code == 303 and "/login" in done.headers["Location"]
+    assert identities(live) == [("vkid", "vk-legacy", sub)]
+    with live.ctx():
+        assert live.services.users.get(sub).status == "active"
+    again = requests.Session()
+    signed_in = come_back(again, live, "vkid", code="l", state=start(again, live, "vkid"))
+    assert signed_in.headers["Location"].endswith("/account")
+
+
+def test_legacy_upgrade_of_an_identity_linked_meanwhile_changes_nothing(make_live):
+    from idp.services.captcha import _digest
+    from tests.idp.test_cabinet_small_things import _legacy_user
+
+    live, providers = social_live(make_live)
+    sub = _legacy_user(live, "+79995556611")
+    other_id, _ = make_user(live)
+    profile = providers["vkid"].person("l", "vk-taken", given_name="Анна", phone="+79995556611")
+    http = requests.Session()
+    come_back(http, live, "vkid", code="l", state=start(http, live, "vkid"))
+    fields = {"family_name": "Старова", "given_name": "Анна", "region": "Пермский край"}
+    post_form(http, live, "/register", contact="+79995556611", accept="1", **fields)
+    page = http.get(f"{live.url}/register/legacy")
+    link(live, other_id, profile)  # linked to another account before the upgrade
+    challenge = re.search(r'name="captcha_id" value="([^"]+)"', page.text).group(1)
+    with live.ctx():
+        live.services.store.set(f"captcha:{challenge}", _digest(challenge, "ABCDE"), 300)
+    refused = http.post(
+        f"{live.url}/register/legacy",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "captcha_id": challenge,
+            "captcha": "ABCDE",
+            "password": "old-cabinet-1",
+        },
+    )
+    assert refused.status_code == 409 and "Эту соцсеть уже нельзя привязать." in refused.text
+    assert identities(live) == [("vkid", "vk-taken", other_id)]
+    with live.ctx():
+        assert live.services.users.get(sub).status == "legacy"
