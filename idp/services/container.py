@@ -177,6 +177,7 @@ def build_services(
         SqlSocialIdentityStore(session),
         store,
         clock,
+        metrics,
         audit=audit,
     )
     return Services(

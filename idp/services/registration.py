@@ -9,6 +9,7 @@
         confirmed --> completed: password chosen, account created (step 3)
         confirmed --> completed: social sign-up: password optional, the identity linked
         legacy --> completed: legacy password + captcha, account upgraded
+        legacy --> completed: social sign-up: upgraded, the identity linked
 
 A contact already confirmed by another account gets exactly the answer a new one gets; its
 owner is told by a message instead (no account enumeration, checklist item 26). A decoy flow's
@@ -307,7 +308,8 @@ class RegistrationService:
     ) -> User | None:
         """The legacy account's password turns it into a cabinet account; None when wrong.
         The imported names are kept unless ``use_typed_names``: then step 1's replace them,
-        in the same transaction."""
+        in the same transaction. A social sign-up's identity is linked in it too (an identity
+        linked to another account meanwhile: AlreadyLinked, and nothing changes)."""
         with self._uow.transaction():
             row = self.get(flow_id)
             check_transition(row.state, "completed")
@@ -323,4 +325,7 @@ class RegistrationService:
                     user.middle_name = typed["middle_name"]
                     user.updated_at = self._now()
             row.state, row.completed_at = "completed", self._now()
+            social = row.payload.get("social")
+            if social and self._link_social is not None:
+                self._link_social(user.id, social)
         return user

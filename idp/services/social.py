@@ -2,10 +2,12 @@
 
 One round trip is a record in the ephemeral store, keyed by its ``state`` (256 bits), bound to
 the browser that started it (a random key in that browser's session) and to the provider, and
-carrying the nonce, the PKCE verifier and the pending authorization request (the
-*interaction*). The callback takes the record once: a missing, foreign, replayed or
-other-provider ``state`` is refused before the provider is asked anything (the mix-up defence
-of RFC 9700 §4.4 and the CSRF defence of RFC 6749 §10.12).
+carrying the nonce, the PKCE verifier and the portal's pending authorization request as a
+:class:`~idp.services.carried_authorization.CarriedAuthorization` (not the interaction's handle,
+which expires after a quarter of an hour: the sign-up and the proof may take longer). The
+callback takes the record once: a missing, foreign, replayed or other-provider ``state`` is
+refused before the provider is asked anything (the mix-up defence of RFC 9700 §4.4 and the
+CSRF defence of RFC 6749 §10.12).
 
     stateDiagram-v2
         [*] --> started: begin (sign-in page, or «Привязать» while signed in)
@@ -54,12 +56,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from idp.adapters.metrics_twin import NullMetrics
 from idp.adapters.sql.models import SocialIdentity, User, Verification
 from idp.domain.errors import Conflict, NotFound
-from idp.domain.social import PROVIDERS, SocialError, SocialProfile
+from idp.domain.social import PROVIDER_NAMES, PROVIDERS, SocialError, SocialProfile
 from idp.persistence import SocialIdentityStore, UnitOfWork
-from idp.ports import EphemeralStore, SocialProvider
+from idp.ports import EphemeralStore, Metrics, SocialProvider
 from idp.services.audit import AuditService
+from idp.services.carried_authorization import CarriedAuthorization, carried_by, carry
 from idp.services.crypto import new_token
 from idp.services.social_proof import SignedIn, new_proof_flow
 
@@ -83,13 +87,13 @@ class LastSignInMethod(Conflict):
 class SignUp:
     pending: str  # the key of the pending profile, kept in the browser's session
     profile: SocialProfile
-    interaction: str | None
+    authorization: CarriedAuthorization | None
 
 
 @dataclass(frozen=True)
 class ProofNeeded:
     flow: Verification
-    interaction: str | None
+    authorization: CarriedAuthorization | None
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,7 @@ class SocialService:
         identities: SocialIdentityStore,
         store: EphemeralStore,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
         audit: AuditService | None = None,
     ) -> None:
         self._audit = audit or AuditService.in_memory(clock)
@@ -136,6 +141,7 @@ class SocialService:
         self._identities = identities
         self._store = store
         self._clock = clock
+        self._metrics = metrics or NullMetrics()
 
     def _now(self) -> int:
         return int(self._clock())
@@ -161,37 +167,42 @@ class SocialService:
         *,
         binding: str,
         redirect_uri: str,
-        interaction: str | None = None,
+        authorization: CarriedAuthorization | None = None,
         link_user: str | None = None,
     ) -> str:
         """Make state, nonce and PKCE verifier, bind them to ``binding`` (the browser) and the
-        provider, and return the provider's authorization URL."""
+        provider, and return the provider's authorization URL. ``authorization``: the portal's
+        request that sent the person here, carried to the end of the sign-in."""
         adapter = self._provider(provider)
         if not binding or len(binding) < 32:
             raise SocialError("state", "no browser binding")
         state, nonce, verifier = new_token(32), new_token(32), new_token(48)
-        record = {
-            "provider": provider,
-            "binding": binding,
-            "nonce": nonce,
-            "verifier": verifier,
-            "interaction": interaction,
-            "link_user": link_user,
-        }
+        record = carry(
+            {
+                "provider": provider,
+                "binding": binding,
+                "nonce": nonce,
+                "verifier": verifier,
+                "link_user": link_user,
+            },
+            authorization,
+        )
         self._store.set(f"social:state:{state}", json.dumps(record), ROUND_TRIP_TTL)
         return adapter.authorization_url(
             redirect_uri=redirect_uri, state=state, nonce=nonce, code_verifier=verifier
         )
 
-    def peek_interaction(self, params: Mapping[str, str], binding: str) -> str | None:
-        """The interaction of this browser's round trip, to keep on an error page (never
+    def peek_authorization(
+        self, params: Mapping[str, str], binding: str
+    ) -> CarriedAuthorization | None:
+        """The portal's request of this browser's round trip, to keep on an error page (never
         one of a round trip another browser started)."""
         state = params.get("state") or ""
         raw = self._store.get(f"social:state:{state}") if 0 < len(state) <= 128 else None
         record = json.loads(raw) if raw else {}
         if not binding or not hmac.compare_digest(record.get("binding", ""), binding):
             return None
-        return record.get("interaction")
+        return carried_by(record)
 
     def _take_state(self, provider: str, params: Mapping[str, str], binding: str) -> dict:
         """The round trip's record, once. Refused: no state, an unknown or used one, one
@@ -222,7 +233,32 @@ class SocialService:
         redirect_uri: str,
         current_user: str | None = None,
     ) -> SignedIn | SignUp | ProofNeeded | Linked:
-        """The callback: state checked, the provider asked, then what happens to the person."""
+        """The callback: state checked, the provider asked, then what happens to the person.
+        Counted as a sign-in by the provider's name: ``success`` when it signs somebody in,
+        ``failure`` for any :class:`SocialError` (sign-up, proof and link are no sign-in yet)."""
+        try:
+            outcome = self._finish(provider, params, binding, redirect_uri, current_user)
+        except SocialError:
+            self._count(provider, "failure")
+            raise
+        if isinstance(outcome, SignedIn):
+            self._count(provider, "success")
+        return outcome
+
+    def _count(self, provider: str, result: str) -> None:
+        """A social sign-in's ``result`` by provider; a name that is no provider of ours (the
+        callback's path is the person's input) is not a label."""
+        if provider in PROVIDER_NAMES:
+            self._metrics.sign_in(provider, result)
+
+    def _finish(
+        self,
+        provider: str,
+        params: Mapping[str, str],
+        binding: str,
+        redirect_uri: str,
+        current_user: str | None,
+    ) -> SignedIn | SignUp | ProofNeeded | Linked:
         record = self._take_state(provider, params, binding)
         adapter = self._provider(provider)
         profile = adapter.complete(
@@ -234,7 +270,7 @@ class SocialService:
         )
         if profile.provider != provider or not profile.subject:
             raise SocialError("bad_response", "profile of another provider")
-        interaction = record.get("interaction")
+        authorization = carried_by(record)
         if record.get("link_user"):
             if record["link_user"] != current_user:
                 raise SocialError("state", "link started by another account")
@@ -248,19 +284,19 @@ class SocialService:
                 if user is None or user.status != "active":
                     raise SocialError("config", "linked account is not active")
                 known.last_used_at = self._now()
-                return SignedIn(user, provider, interaction)
+                return SignedIn(user, provider, authorization)
             holder = self._holder(profile)
             if holder is not None:
                 user, kind, value = holder
                 row = new_proof_flow(
-                    user, kind, value, _profile_dict(profile), interaction, self._now()
+                    user, kind, value, _profile_dict(profile), authorization, self._now()
                 )
                 self._db.add(row)
-                return ProofNeeded(row, interaction)
+                return ProofNeeded(row, authorization)
         pending = new_token(24)
-        data = {"profile": _profile_dict(profile), "interaction": interaction}
+        data = carry({"profile": _profile_dict(profile)}, authorization)
         self._store.set(f"social:pending:{pending}", json.dumps(data), PENDING_TTL)
-        return SignUp(pending, profile, interaction)
+        return SignUp(pending, profile, authorization)
 
     def _holder(self, profile: SocialProfile) -> tuple[User, str, str] | None:
         """The account holding a contact the person proved to the provider (see the module's
@@ -280,14 +316,15 @@ class SocialService:
     # --- sign-up: the registration flow takes the pending profile ---------------------------
 
     def pending(self, key: str | None) -> dict | None:
-        """``{"profile": SocialProfile, "interaction": uid}`` of a pending sign-up, or None."""
+        """``{"profile": SocialProfile, "authorization": CarriedAuthorization | None}`` of a
+        pending sign-up, or None."""
         if not key or len(key) > 64:
             return None
         raw = self._store.get(f"social:pending:{key}")
         if raw is None:
             return None
         data = json.loads(raw)
-        return {"profile": _profile_from(data["profile"]), "interaction": data["interaction"]}
+        return {"profile": _profile_from(data["profile"]), "authorization": carried_by(data)}
 
     def drop_pending(self, key: str | None) -> None:
         if key and len(key) <= 64:

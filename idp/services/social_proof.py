@@ -1,7 +1,9 @@
 """Linking a social identity to an account that already holds its contact: the person proves
 the account first (checklist item 40, pre-account hijacking). A stored flow over a
 ``verifications`` row (purpose ``social_link``) whose ``contact_*`` is the account's contact the
-provider named and whose payload carries the identity and the pending authorization request.
+provider named and whose payload carries the identity and the portal's pending authorization
+request (:func:`~idp.services.carried_authorization.carry`: it outlives the interaction's
+quarter of an hour, as long as the flow and its e-mail link live).
 
     stateDiagram-v2
         [*] --> proof_needed: the provider's contact belongs to an account (idp.services.social)
@@ -34,6 +36,7 @@ from sqlalchemy.orm import Session
 from idp.adapters.sql.models import User, Verification
 from idp.domain.errors import AuthenticationFailed, IdpError, NotFound
 from idp.persistence import UnitOfWork
+from idp.services.carried_authorization import CarriedAuthorization, carried_by, carry
 from idp.services.verification import ContactVerifier
 
 PROOF_TTL = 1800
@@ -63,16 +66,21 @@ def check_proof_transition(current: str, target: str) -> None:
 
 @dataclass(frozen=True)
 class SignedIn:
-    """A social identity signs ``user`` in; ``interaction`` is the pending authorization
-    request to resume (None: the main page)."""
+    """A social identity signs ``user`` in; ``authorization`` is the portal's request to
+    resume (None: the main page)."""
 
     user: User
     provider: str
-    interaction: str | None
+    authorization: CarriedAuthorization | None
 
 
 def new_proof_flow(
-    user: User, kind: str, value: str, social: dict, interaction: str | None, now: int
+    user: User,
+    kind: str,
+    value: str,
+    social: dict,
+    authorization: CarriedAuthorization | None,
+    now: int,
 ) -> Verification:
     """The flow's row in ``proof_needed`` (the caller adds it in its transaction)."""
     return Verification(
@@ -82,7 +90,7 @@ def new_proof_flow(
         user_id=user.id,
         contact_kind=kind,
         contact_value=value,
-        payload={"social": social, "interaction": interaction},
+        payload=carry({"social": social}, authorization),
         created_at=now,
         expires_at=now + PROOF_TTL,
         attempts=0,
@@ -190,4 +198,4 @@ class SocialProofService:
             self._link(row.user_id, social)
             row.state, row.completed_at = "linked", int(self._clock())
         user = self._db.get(User, row.user_id)
-        return SignedIn(user, social["provider"], row.payload.get("interaction"))
+        return SignedIn(user, social["provider"], carried_by(row.payload))

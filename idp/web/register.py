@@ -11,9 +11,9 @@ from idp.domain.errors import Conflict, ValidationError
 from idp.domain.regions import REGIONS
 from idp.ports import DeliveryFailed
 from idp.services.authentication import PASSWORD_ACR
-from idp.services.carried_authorization import CarriedAuthorization, carried_by
+from idp.services.carried_authorization import carried_by
 from idp.services.delivery import SmsRefused, mask_contact
-from idp.services.social import amr_for
+from idp.services.social import AlreadyLinked, amr_for
 from idp.services.verification import SecretRejected
 from idp.web import client_address, services
 from idp.web.carry import (
@@ -41,7 +41,6 @@ from idp.web.forms import (
     resend_step,
     secret_error,
 )
-from idp.web.oauth import load_interaction
 
 bp = Blueprint("register", __name__)
 
@@ -61,7 +60,7 @@ def _step1(form=None, errors=None, status=200, captcha=False):
     needs = captcha or captcha_needed(None) or bool(errors and "captcha" in errors)
     picture = new_captcha() if needs else None
     throttled, headers = captcha_status(picture)
-    carried = carried_from_request()
+    carried = social["authorization"] if social else carried_from_request()
     return (
         render_template(
             "register/step1.html",
@@ -128,11 +127,7 @@ def submit():
             social=services().social.flow_payload(social["profile"]) if social else None,
             # The portal's request that sent the person here (or to the provider first),
             # carried by the flow.
-            authorization=(
-                CarriedAuthorization.from_interaction(load_interaction(social["interaction"]))
-                if social
-                else carried_from_request()
-            ),
+            authorization=(social["authorization"] if social else carried_from_request()),
         )
     except ValidationError as exc:
         return _step1(form, {exc.field or "contact": ERRORS.get(exc.field or "contact")}, 400)
@@ -261,6 +256,17 @@ def password():
 @bp.route("/register/legacy", methods=["GET", "POST"])
 def legacy():
     flow = _flow()
+    try:
+        return _legacy(flow)
+    except AlreadyLinked:
+        # The social sign-up's identity was linked to another account meanwhile: no upgrade.
+        forget_flow("register")
+        return render_template(
+            "error.html", status=409, message=gettext("Эту соцсеть уже нельзя привязать.")
+        ), 409
+
+
+def _legacy(flow):
     error, status = None, 200
     if request.method == "POST" and not request.form.get("captcha_refresh"):
         if not captcha_shown(request.form):

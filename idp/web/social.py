@@ -9,6 +9,7 @@ from flask_babel import gettext, lazy_gettext
 from idp.domain.errors import AuthenticationFailed, NotFound, Throttled
 from idp.domain.social import PROVIDER_NAMES, SocialError
 from idp.ports import DeliveryFailed
+from idp.services.carried_authorization import CarriedAuthorization
 from idp.services.crypto import new_token
 from idp.services.delivery import SmsRefused, mask_contact
 from idp.services.social import (
@@ -23,9 +24,10 @@ from idp.services.social import (
 from idp.services.social_proof import IllegalProofTransition, NoProofChannel, SignedIn
 from idp.services.verification import SecretRejected
 from idp.web import client_address, services, settings
+from idp.web.carry import after_sign_in, carried_from_request, client_name
 from idp.web.cookies import cookie_name, current_session, set_session_cookie
 from idp.web.forms import flow_id, forget_flow, remember_flow, secret_error
-from idp.web.oauth import load_interaction
+from idp.web.oauth import save_interaction
 
 bp = Blueprint("social", __name__)
 
@@ -72,25 +74,23 @@ def _binding() -> str:
     return session[BINDING]
 
 
-def _login_error(kind: str, provider: str, interaction: str | None):
+def _login_error(kind: str, provider: str, carried: CarriedAuthorization | None):
+    """The sign-in page with the error; the portal's request (carried by the round trip,
+    its interaction maybe gone) goes on with the page as a new interaction."""
     name = services().social.display_name(provider)
     message = str(ERRORS.get(kind, ERRORS["bad_response"])) % {"provider": name}
-    client_name = None
-    if interaction:
-        stored = load_interaction(interaction)
-        client = services().clients.get((stored or {}).get("client_id") or "")
-        client_name = client.name if client else None
-        interaction = interaction if stored else None
     return render_template(
         "login.html",
-        interaction=interaction,
-        client_name=client_name,
+        interaction=save_interaction(carried.as_interaction()) if carried else None,
+        client_name=client_name(carried.client_id) if carried else None,
         login="",
         error=message,
     ), STATUS.get(kind, 400)
 
 
-def _sign_in(outcome: SignedIn):
+def _sign_in(outcome: SignedIn, here: bool = True):
+    """Signed in: back to the portal whose request the sign-in carried (``here``: from the
+    browser that started it, see :func:`idp.web.carry.after_sign_in`), else the main page."""
     opened = services().sessions.open(
         outcome.user,
         amr=amr_for(outcome.provider),
@@ -101,10 +101,7 @@ def _sign_in(outcome: SignedIn):
         previous_cookie=request.cookies.get(cookie_name()),
     )
     session.clear()  # a new CSRF secret with the new identity
-    uid = outcome.interaction
-    uid = uid if uid and load_interaction(uid) is not None else None
-    target = url_for("oauth.resume", uid=uid) if uid else url_for("account.home")
-    response = redirect(target, code=303)
+    response = after_sign_in(outcome.authorization, here)
     set_session_cookie(response, opened)
     return response
 
@@ -112,27 +109,25 @@ def _sign_in(outcome: SignedIn):
 @bp.get("/login/social/<provider>")
 def begin(provider: str):
     """A button of the sign-in page; ``interaction`` is the pending authorization request."""
-    interaction = request.args.get("interaction") or None
-    if interaction and load_interaction(interaction) is None:
-        interaction = None
+    carried = carried_from_request()
     if provider not in PROVIDER_NAMES:
-        return _login_error("config", provider, interaction)
+        return _login_error("config", provider, carried)
     try:
         url = services().social.begin(
             provider,
             binding=_binding(),
             redirect_uri=_redirect_uri(provider),
-            interaction=interaction,
+            authorization=carried,
         )
     except SocialError as exc:
-        return _login_error(exc.kind, provider, interaction)
+        return _login_error(exc.kind, provider, carried)
     return redirect(url, code=303)
 
 
 @bp.get("/login/social/<provider>/callback")
 def callback(provider: str):
     social = services().social
-    interaction = social.peek_interaction(request.args, session.get(BINDING) or "")
+    carried = social.peek_authorization(request.args, session.get(BINDING) or "")
     if provider not in PROVIDER_NAMES:
         return _login_error("state", provider, None)
     sso = current_session()
@@ -145,7 +140,7 @@ def callback(provider: str):
             current_user=sso.user_id if sso else None,
         )
     except SocialError as exc:
-        return _login_error(exc.kind, provider, interaction)
+        return _login_error(exc.kind, provider, carried)
     except AlreadyLinked:
         return redirect(url_for("profile.show", social_error="taken"), code=303)
     if isinstance(outcome, SignedIn):
@@ -225,7 +220,8 @@ def proof():
 def proof_link(token: str):
     """The e-mail's link: a GET only shows a button (mail scanners change nothing)."""
     proofs = services().social_proof
-    valid = proofs.by_link(token) is not None
+    row = proofs.by_link(token)
+    valid = row is not None
     if request.method == "GET" or not valid:
         status = 200 if request.method == "GET" or valid else 400
         return render_template("social/link.html", token=token, valid=valid), status
@@ -233,7 +229,9 @@ def proof_link(token: str):
         outcome = proofs.prove_with_link(token)
     except (SecretRejected, IllegalProofTransition, AlreadyLinked, NotFound):
         return render_template("social/link.html", token=token, valid=False), 400
-    return _sign_in(outcome)
+    here = flow_id("social") == row.id  # the browser the proof started in
+    forget_flow("social")
+    return _sign_in(outcome, here)
 
 
 # --- «Персональная информация»: link another, unlink ----------------------------------------

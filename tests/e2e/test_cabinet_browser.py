@@ -229,35 +229,58 @@ def test_reattach_from_another_person_who_is_told(cabinet_linking, chromium, pro
     context.close()
 
 
-def test_the_linking_service_away_mid_wizard_loses_nothing(cabinet, chromium, profile):
-    """At step 3 the linking service goes away: a clear page, nothing typed is lost (but
-    the password), and once it is back the same flow continues."""
+def test_the_linking_service_stopped_mid_wizard_loses_nothing(
+    cabinet_linking,
+    make_linking,  # noqa: F811
+    chromium,
+    profile,
+):
+    """At step 3 the real linking service stops: a clear page, nothing typed is lost (but
+    the password); started again on the same port, the same flow continues and the account
+    is attached once."""
     from playwright.sync_api import expect
+    from sqlalchemy import select
 
-    live = cabinet
+    from linking_service.adapters.sql.models import LinkEventRow, LinkRow
+
+    live, linking = cabinet_linking
     context, page = _sign_in(chromium, live)
     _to_step3(page, live)
-    working = live.app.extensions["idp.linking"]
-    away = GrpcLinkingClient("127.0.0.1:1", lambda: "", timeout=0.5)
-    live.app.extensions["idp.linking"] = away
-    try:
-        page.get_by_label("Логин").fill("ivanova.perm")
-        page.get_by_label("Пароль").fill("Kv7pT2mq")
-        page.get_by_role("button", name="Продолжить").click()
+    linking.server.stop(0)
+    page.get_by_label("Логин").fill("ivanova.perm")
+    page.get_by_label("Пароль").fill("Kv7pT2mq")
+    page.get_by_role("button", name="Продолжить").click()
+    expect(page.get_by_text("сейчас недоступен")).to_be_visible()
+    expect(page.get_by_role("link", name="Попробовать ещё раз")).to_be_visible()
+    expect(page.get_by_role("link", name="Вернуться на главную")).to_be_visible()
+    assert "Kv7pT2mq" not in page.content() and "UNAVAILABLE" not in page.content()
+    _shoot(page, f"{profile}-11-linking-away")
+
+    again = make_linking(LINKING_LISTEN=linking.target)  # same port, same database
+    assert again.target == linking.target
+    step3 = page.get_by_role("heading", name="Укажите логин и пароль доступа")
+    # The IdP's channel finds the service again after its reconnect backoff (≤ 2 s): until
+    # then «Попробовать ещё раз» shows the same clear page.
+    for _ in range(20):
+        page.get_by_role("link", name="Попробовать ещё раз").click()
+        page.wait_for_load_state()
+        if step3.is_visible():
+            break
         expect(page.get_by_text("сейчас недоступен")).to_be_visible()
-        expect(page.get_by_role("link", name="Попробовать ещё раз")).to_be_visible()
-        expect(page.get_by_role("link", name="Вернуться на главную")).to_be_visible()
-        assert "Kv7pT2mq" not in page.content() and "UNAVAILABLE" not in page.content()
-        _shoot(page, f"{profile}-11-linking-away")
-    finally:
-        live.app.extensions["idp.linking"] = working
-        away.close()
-    page.get_by_role("link", name="Попробовать ещё раз").click()
-    expect(page.get_by_role("heading", name="Укажите логин и пароль доступа")).to_be_visible()
+        page.wait_for_timeout(250)
+    expect(step3).to_be_visible()
     expect(page.get_by_role("textbox", name="Логин", exact=True)).to_have_value("ivanova.perm")
     expect(page.locator(".progress li.done")).to_have_count(2)
     page.get_by_label("Пароль").fill("Kv7pT2mq")
     page.get_by_role("button", name="Продолжить").click()
     expect(page.locator("#attach-result")).to_contain_text("159000000001 привязан")
     _shoot(page, f"{profile}-12-attached-after-the-service-returned")
+    page.goto(f"{live.url}/account")
+    expect(page.locator(".accounts li[data-number='159000000001']")).to_have_count(1)
     context.close()
+    with again.sessions() as db:
+        [link] = db.scalars(select(LinkRow).where(LinkRow.account_number == "159000000001"))
+        events = db.scalars(
+            select(LinkEventRow).where(LinkEventRow.account_number == "159000000001")
+        ).all()
+    assert link.subject and [e.type for e in events] == ["attached"]

@@ -162,3 +162,43 @@ def test_linking_metrics_port_and_log_format_settings(tmp_path):
     for name, bad in (("LINKING_METRICS_PORT", "x"), ("LINKING_LOG_FORMAT", "xml")):
         with pytest.raises(ConfigError, match=name):
             load_settings({**base, name: bad})
+
+
+def test_social_sign_ins_are_counted_by_provider(make_live):
+    """A known identity signing in is a success of its provider; a provider's error and a
+    refused round trip are failures; a sign-up is no sign-in yet."""
+    from idp.adapters.social.fake import RecordingSocialProvider
+    from tests.idp.test_social_flows import come_back, link, start
+
+    providers = {n: RecordingSocialProvider(n) for n in ("vkid", "google")}
+    live = make_live(social_providers=providers)
+    url = in_process_endpoint()
+    user_id, _ = make_user(live)
+    link(live, user_id, providers["vkid"].person("known", "vk-metrics-1"))
+    providers["vkid"].person("new", "vk-metrics-2")
+    before = scrape(url)
+
+    http = requests.Session()
+    signed_in = come_back(http, live, "vkid", code="known", state=start(http, live, "vkid"))
+    assert signed_in.headers["Location"].endswith("/account")
+    other = requests.Session()
+    sign_up = come_back(other, live, "vkid", code="new", state=start(other, live, "vkid"))
+    assert sign_up.headers["Location"].endswith("/register")
+    replayed = come_back(other, live, "vkid", code="new", state="not-a-state")
+    assert replayed.status_code == 400
+    providers["google"].error = "unavailable"
+    down = come_back(other, live, "google", code="c", state=start(other, live, "google"))
+    assert down.status_code == 503
+    assert come_back(other, live, "nosuch", code="c", state="x").status_code == 400
+    after = scrape(url)
+
+    def delta(**labels):
+        return value(after, "idp_sign_ins_total", **labels) - value(
+            before, "idp_sign_ins_total", **labels
+        )
+
+    assert delta(method="vkid", result="success") == 1
+    assert delta(method="vkid", result="failure") == 1
+    assert delta(method="google", result="failure") == 1
+    assert delta(method="google", result="success") == 0
+    assert delta(method="nosuch", result="failure") == 0

@@ -279,7 +279,10 @@ def test_denied_at_the_provider_keeps_the_portals_request(make_live):
     state = start(http, live, "vkid", uid)
     response = come_back(http, live, "vkid", error="access_denied", state=state)
     assert "Вы отменили вход через VK ID." in response.text
-    assert f'name="interaction" value="{uid}"' in response.text
+    # The round trip carried the portal's request: the page goes on with it.
+    assert "для входа в «Тестовый портал»" in response.text
+    again = re.search(r'name="interaction" value="([^"]+)"', response.text).group(1)
+    assert f"/login/social/vkid?interaction={again}" in response.text
 
 
 # --- an existing account's contact: proof before any link (checklist item 40) -------------------
@@ -468,6 +471,134 @@ def test_the_portals_request_outlives_its_interaction_while_the_flow_lives(make_
     post_form(http, live, "/register", contact="+79995550202", accept="1", **fields)
     post_form(http, live, "/register/confirm", code=last_code(live, "+79995550202"))
     live.clock.advance(3600)  # the interaction (15 minutes) is gone; the flow (24 h) is not
+    done = post_form(http, live, "/register/password", skip="1")
+    params = callback_params(follow_local(http, live, done))
+    assert id_token_claims(exchange(live, client, params["code"], verifier))["amr"] == [
+        "fed",
+        "vkid",
+    ]
+
+
+def test_social_sign_up_into_a_legacy_cabinet_links_when_upgraded(make_live):
+    """The provider's phone belongs to a legacy cabinet: the sign-up becomes its upgrade, and
+    the identity is linked in the upgrade's transaction (then it signs the account in)."""
+    from idp.services.captcha import _digest
+    from tests.idp.test_cabinet_small_things import _legacy_user
+
+    live, providers = social_live(make_live)
+    sub = _legacy_user(live, "+79995556610")
+    providers["vkid"].person("l", "vk-legacy", given_name="Анна", phone="+79995556610")
+    http = requests.Session()
+    back = come_back(http, live, "vkid", code="l", state=start(http, live, "vkid"))
+    assert back.headers["Location"].endswith("/register")
+    fields = {"family_name": "Старова", "given_name": "Анна", "region": "Пермский край"}
+    started = post_form(http, live, "/register", contact="+79995556610", accept="1", **fields)
+    assert started.headers["Location"].endswith("/register/legacy")
+    page = http.get(f"{live.url}/register/legacy")
+    challenge = re.search(r'name="captcha_id" value="([^"]+)"', page.text).group(1)
+    with live.ctx():
+        live.services.store.set(f"captcha:{challenge}", _digest(challenge, "ABCDE"), 300)
+    form = {"csrf_token": csrf_of(page.text), "captcha_id": challenge, "captcha": "ABCDE"}
+    wrong = http.post(f"{live.url}/register/legacy", data={**form, "password": "не-тот"})
+    assert wrong.status_code == 400 and identities(live) == []
+    with live.ctx():
+        live.services.store.set(f"captcha:{challenge}", _digest(challenge, "ABCDE"), 300)
+    done = http.post(
+        f"{live.url}/register/legacy",
+        data={**form, "password": "old-cabinet-1"},
+        allow_redirects=False,
+    )
+    assert done.status_code == 303 and "/login" in done.headers["Location"]
+    assert identities(live) == [("vkid", "vk-legacy", sub)]
+    with live.ctx():
+        assert live.services.users.get(sub).status == "active"
+    again = requests.Session()
+    signed_in = come_back(again, live, "vkid", code="l", state=start(again, live, "vkid"))
+    assert signed_in.headers["Location"].endswith("/account")
+
+
+def test_legacy_upgrade_of_an_identity_linked_meanwhile_changes_nothing(make_live):
+    from idp.services.captcha import _digest
+    from tests.idp.test_cabinet_small_things import _legacy_user
+
+    live, providers = social_live(make_live)
+    sub = _legacy_user(live, "+79995556611")
+    other_id, _ = make_user(live)
+    profile = providers["vkid"].person("l", "vk-taken", given_name="Анна", phone="+79995556611")
+    http = requests.Session()
+    come_back(http, live, "vkid", code="l", state=start(http, live, "vkid"))
+    fields = {"family_name": "Старова", "given_name": "Анна", "region": "Пермский край"}
+    post_form(http, live, "/register", contact="+79995556611", accept="1", **fields)
+    page = http.get(f"{live.url}/register/legacy")
+    link(live, other_id, profile)  # linked to another account before the upgrade
+    challenge = re.search(r'name="captcha_id" value="([^"]+)"', page.text).group(1)
+    with live.ctx():
+        live.services.store.set(f"captcha:{challenge}", _digest(challenge, "ABCDE"), 300)
+    refused = http.post(
+        f"{live.url}/register/legacy",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "captcha_id": challenge,
+            "captcha": "ABCDE",
+            "password": "old-cabinet-1",
+        },
+    )
+    assert refused.status_code == 409 and "Эту соцсеть уже нельзя привязать." in refused.text
+    assert identities(live) == [("vkid", "vk-taken", other_id)]
+    with live.ctx():
+        assert live.services.users.get(sub).status == "legacy"
+
+
+@pytest.mark.parametrize("profile", ["embedded"], indirect=True)  # the clock moves the store
+def test_a_proof_finished_after_the_interaction_expired_still_lands_at_the_portal(make_live):
+    """The proof's e-mail link lives 30 minutes, the interaction 15: the flow carries the
+    portal's request itself, so the proof finished at minute 20 ends at the portal."""
+    live, providers = social_live(make_live)
+    client = make_client(live)
+    _, email = make_user(live, "vera@example.com")
+    providers["google"].person("g", "g-20", email=email, email_verified=True)
+    http = requests.Session()
+    verifier, challenge = pkce_pair()
+    login = follow_local(
+        http, live, http.get(authorize_url(live, client, challenge), allow_redirects=False)
+    )
+    uid = re.search(r'name="interaction" value="([^"]+)"', login.text).group(1)
+    come_back(http, live, "google", code="g", state=start(http, live, "google", uid))
+    post_form(http, live, "/login/social/proof", action="send_link")
+    link = last_link_social(live, email)
+    live.clock.advance(20 * 60)  # the interaction is gone, the link and the flow are not
+    with live.ctx():
+        assert live.services.store.get(f"interaction:{uid}") is None
+    page = http.get(link)
+    done = http.post(link, data={"csrf_token": csrf_of(page.text)}, allow_redirects=False)
+    assert done.status_code == 303
+    params = callback_params(follow_local(http, live, done))
+    assert id_token_claims(exchange(live, client, params["code"], verifier))["amr"] == [
+        "fed",
+        "google",
+    ]
+
+
+@pytest.mark.parametrize("profile", ["embedded"], indirect=True)  # the clock moves the store
+def test_a_social_sign_up_begun_after_the_interaction_expired_still_lands_at_the_portal(
+    make_live,
+):
+    """The provider's answer waits for the registration form an hour; the interaction does
+    not: the pending sign-up carries the portal's request itself."""
+    live, providers = social_live(make_live)
+    client = make_client(live)
+    providers["vkid"].person("n", "vk-201", given_name="Анна", family_name="Соколова")
+    http = requests.Session()
+    verifier, challenge = pkce_pair()
+    login = follow_local(
+        http, live, http.get(authorize_url(live, client, challenge), allow_redirects=False)
+    )
+    uid = re.search(r'name="interaction" value="([^"]+)"', login.text).group(1)
+    come_back(http, live, "vkid", code="n", state=start(http, live, "vkid", uid))
+    live.clock.advance(20 * 60)  # the interaction (15 minutes) is gone; the pending is not
+    fields = {"family_name": "Соколова", "given_name": "Анна", "region": "Пермский край"}
+    post_form(http, live, "/register", contact="+79995550203", accept="1", **fields)
+    post_form(http, live, "/register/confirm", code=last_code(live, "+79995550203"))
     done = post_form(http, live, "/register/password", skip="1")
     params = callback_params(follow_local(http, live, done))
     assert id_token_claims(exchange(live, client, params["code"], verifier))["amr"] == [

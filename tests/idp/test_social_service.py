@@ -13,6 +13,7 @@ import requests
 
 from idp.adapters.social.fake import RecordingSocialProvider
 from idp.domain.social import SocialError, SocialProfile
+from idp.services.carried_authorization import CarriedAuthorization
 from idp.services.social import AlreadyLinked, LastSignInMethod, Linked, ProofNeeded, SignUp
 from idp.services.social_proof import (
     IllegalProofTransition,
@@ -102,13 +103,14 @@ def test_a_profile_of_another_provider_is_refused(social):
     assert refused.value.kind == "bad_response"
 
 
-def test_known_identity_signs_in_and_carries_the_interaction(social):
+def test_known_identity_signs_in_and_carries_the_portals_request(social):
     user_id, _ = make_user(social)
     link(social, user_id, social.providers["vkid"].person("c", "vk-1"))
-    state, binding = begin(social, interaction="uid-1")
+    carried = CarriedAuthorization({"client_id": "portal-1", "scope": "openid"}, "portal-1", 7)
+    state, binding = begin(social, authorization=carried)
     outcome = finish(social, "vkid", {"code": "c", "state": state}, binding)
     assert isinstance(outcome, SignedIn)
-    assert (outcome.user.id, outcome.provider, outcome.interaction) == (user_id, "vkid", "uid-1")
+    assert (outcome.user.id, outcome.provider, outcome.authorization) == (user_id, "vkid", carried)
 
 
 @pytest.mark.parametrize(
