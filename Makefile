@@ -11,7 +11,7 @@ LINKING_LISTEN ?= 127.0.0.1:50051
 SHOP_PORT      ?= 8081
 TV_PORT        ?= 8082
 
-.PHONY: install setup run test test-fast lint proto bench clean browser services-check messages
+.PHONY: install setup run test test-fast lint proto bench bench-compare clean browser services-check messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -97,8 +97,25 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check idp linking_service elk_common demo_portals tests
 
-bench:
-	@echo "benchmarks arrive with the benchmark issue"
+# The benchmark (README «Performance»): the IdP under deploy/gunicorn.conf.py and the linking
+# service on throw-away PostgreSQL databases and a private Redis, loaded over loopback; seconds
+# per scenario (split into up to 5 windows, the median reported). JSON in var/bench/.
+# `make bench BENCH_SECONDS=3` for a quick look; `make bench-compare A.json B.json`.
+BENCH_SECONDS ?= 15
+bench: install proto
+	@mkdir -p var/bench
+	$(BIN)/python -m bench --seconds $(BENCH_SECONDS) \
+	  --out var/bench/bench-$$(date -u +%Y%m%dT%H%M%S).json
+	@ls -t var/bench/bench-*.json | head -1 | xargs -I{} cp {} var/bench/latest.json
+
+ifeq (bench-compare,$(firstword $(MAKECMDGOALS)))
+COMPARE := $(wordlist 2,3,$(MAKECMDGOALS))
+$(eval $(COMPARE):;@:)
+endif
+A ?= $(word 1,$(COMPARE))
+B ?= $(word 2,$(COMPARE))
+bench-compare: install
+	$(BIN)/python -m bench compare $(A) $(B)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache $(filter-out elk_proto/__init__.py,$(wildcard elk_proto/*)) elk_proto/.stamp
