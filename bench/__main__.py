@@ -88,8 +88,10 @@ def run(seconds: float, only: list[str]) -> dict:
     stack = Stack()
     report: dict = {"machine": machine(), "seconds": seconds, "windows": windows}
     try:
+        began = time.monotonic()
         stack.up()
         fx = sc.Fixtures(stack)
+        print(f"  servers up in {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
         system = ("idp", "linking", "linking-cold", "redis")
 
         def system_pids(rss: bool = False) -> set[int]:

@@ -97,10 +97,15 @@ class Stack:
         self.servers[name] = server
         return server
 
-    def _run(self, args: list[str], env: dict) -> None:
-        done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)  # noqa: S603
-        if done.returncode:
-            raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    def _start(self, args: list[str], env: dict) -> subprocess.Popen:
+        return subprocess.Popen(  # noqa: S603 - our own commands
+            args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+
+    def _finish(self, proc: subprocess.Popen) -> None:
+        output, _ = proc.communicate()
+        if proc.returncode:
+            raise RuntimeError(f"{' '.join(proc.args)} failed:\n{output}")
 
     def _wait_http(self, server: Server, url: str) -> None:
         deadline = time.monotonic() + 60
@@ -178,9 +183,29 @@ class Stack:
     # --- the servers -------------------------------------------------------------------------
 
     def up(self, *, limits: bool = True) -> Stack:
+        """Start everything, in parallel where nothing depends on another."""
         idp_db, link_db = self._create_databases()
         self._start_redis()
         bin_ = Path(sys.executable).parent
+        gunicorn = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"]
+        waits = []
+        if limits:
+            hport, gport = free_port(), free_port()
+            hello = self._spawn(
+                "hello",
+                [*gunicorn, "--no-control-socket", "bench.hello:app"],
+                {**self._base_env(), "IDP_BIND": f"127.0.0.1:{hport}"},
+            )
+            self.hello_url = f"http://127.0.0.1:{hport}"
+            empty = self._spawn(
+                "grpc-empty",
+                [sys.executable, "-m", "bench.grpc_empty", str(gport), "16"],
+                self._base_env(),
+            )
+            self.empty_grpc_target = f"127.0.0.1:{gport}"
+            waits += [lambda: self._wait_http(hello, self.hello_url + "/")]
+            waits += [lambda: self._wait_port(empty, gport)]
+
         port = free_port()
         self.idp_url = f"http://127.0.0.1:{port}"
         self.idp_env = {
@@ -198,12 +223,6 @@ class Stack:
             "IDP_CODE_TTL": "600",
             "IDP_BIND": f"127.0.0.1:{port}",
         }
-        self._run([str(bin_ / "idp"), "db", "upgrade"], self.idp_env)
-        self._run([str(bin_ / "idp"), "keys", "ensure"], self.idp_env)
-        gunicorn = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"]
-        idp = self._spawn("idp", [*gunicorn, "--no-control-socket", "idp.wsgi:app"], self.idp_env)
-        self._wait_http(idp, self.idp_url + "/healthz")
-
         link_env = {
             **self._base_env(),
             "LINKING_DATABASE_URL": _pg_url(link_db),
@@ -213,7 +232,13 @@ class Stack:
             "LINKING_REFLECTION": "false",
             "LINKING_SHUTDOWN_GRACE": "1",
         }
-        self._run([str(bin_ / "linking-service"), "db", "upgrade"], link_env)
+        migrations = [
+            self._start([str(bin_ / "idp"), "db", "upgrade"], self.idp_env),
+            self._start([str(bin_ / "linking-service"), "db", "upgrade"], link_env),
+        ]
+        self._finish(migrations[0])
+        keys = self._start([str(bin_ / "idp"), "keys", "ensure"], self.idp_env)
+        self._finish(migrations[1])
         for name, extra in (
             ("linking", {}),
             # A cold key cache: discovery and the JWKS fetched again every second.
@@ -222,30 +247,17 @@ class Stack:
             lport = free_port()
             env = {**link_env, **extra, "LINKING_LISTEN": f"127.0.0.1:{lport}"}
             server = self._spawn(name, [str(bin_ / "linking-service"), "serve"], env)
-            self._wait_port(server, lport)
+            waits.append(lambda server=server, lport=lport: self._wait_port(server, lport))
             target = f"127.0.0.1:{lport}"
             if name == "linking":
                 self.linking_target = target
             else:
                 self.linking_cold_target = target
-
-        if limits:
-            hport = free_port()
-            hello = self._spawn(
-                "hello",
-                [*gunicorn, "--no-control-socket", "bench.hello:app"],
-                {**self._base_env(), "IDP_BIND": f"127.0.0.1:{hport}"},
-            )
-            self.hello_url = f"http://127.0.0.1:{hport}"
-            self._wait_http(hello, self.hello_url + "/")
-            gport = free_port()
-            empty = self._spawn(
-                "grpc-empty",
-                [sys.executable, "-m", "bench.grpc_empty", str(gport), "16"],
-                self._base_env(),
-            )
-            self._wait_port(empty, gport)
-            self.empty_grpc_target = f"127.0.0.1:{gport}"
+        self._finish(keys)
+        idp = self._spawn("idp", [*gunicorn, "--no-control-socket", "idp.wsgi:app"], self.idp_env)
+        waits.append(lambda: self._wait_http(idp, self.idp_url + "/healthz"))
+        for wait in waits:
+            wait()
         return self
 
     def down(self) -> None:
