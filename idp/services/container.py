@@ -140,7 +140,7 @@ def build_services(
         digest=digest,
         hasher=hasher,
         keys=keys,
-        clients=ClientService(session, uow, digest, settings.scopes_supported, clock),
+        clients=ClientService(session, uow, digest, settings.scopes_supported, clock, store),
         users=users,
         sessions=sessions,
         consents=ConsentService(session, uow, tokens, clock),
