@@ -95,7 +95,7 @@ test: install proto browser services-check
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check idp linking_service elk_common demo_portals tests
+	$(BIN)/ruff format --check idp linking_service elk_common demo_portals tests bench
 
 # The benchmark (README «Performance»): the IdP under deploy/gunicorn.conf.py and the linking
 # service on throw-away PostgreSQL databases and a private Redis, loaded over loopback; seconds
