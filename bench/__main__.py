@@ -36,6 +36,7 @@ def machine() -> dict:
     except OSError:
         commit = ""
     workers = os.environ.get("IDP_WORKERS") or str(os.cpu_count() * 2)
+    server = "granian wsgi" if os.environ.get("BENCH_SERVER") == "granian" else "gunicorn gthread"
     return {
         "cpu": first("/proc/cpuinfo", "model name"),
         "cpus": os.cpu_count(),
@@ -44,7 +45,7 @@ def machine() -> dict:
         "python": platform.python_version(),
         "loadavg": [round(x, 2) for x in os.getloadavg()],
         "commit": commit,
-        "server": f"gunicorn gthread {workers}x{os.environ.get('IDP_THREADS', '4')}",
+        "server": f"{server} {workers}x{os.environ.get('IDP_THREADS', '4')}",
         "concurrency": 8,
         "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }

@@ -86,6 +86,23 @@ class Stack:
 
     # --- processes ---------------------------------------------------------------------------
 
+    @staticmethod
+    def _http_server(app: str, port: int) -> list[str]:
+        """The production server (deploy/gunicorn.conf.py), or with BENCH_SERVER=granian
+        granian's WSGI server with IDP_WORKERS processes of IDP_THREADS blocking threads and
+        its access log: for choosing the server by measurement, not a deployment."""
+        if os.environ.get("BENCH_SERVER", "gunicorn") == "granian":
+            workers = os.environ.get("IDP_WORKERS") or str(os.cpu_count() * 2)
+            return [
+                sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1",
+                "--port", str(port), "--workers", workers,
+                "--blocking-threads", os.environ.get("IDP_THREADS", "4"), "--access-log", app,
+            ]  # fmt: skip
+        return [
+            sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
+            "--no-control-socket", app,
+        ]  # fmt: skip
+
     def _spawn(self, name: str, args: list[str], env: dict) -> Server:
         log = self.tmp / f"{name}.log"
         out = log.open("w")
@@ -187,13 +204,13 @@ class Stack:
         idp_db, link_db = self._create_databases()
         self._start_redis()
         bin_ = Path(sys.executable).parent
-        gunicorn = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"]
+        serve = self._http_server
         waits = []
         if limits:
             hport, gport = free_port(), free_port()
             hello = self._spawn(
                 "hello",
-                [*gunicorn, "--no-control-socket", "bench.hello:app"],
+                serve("bench.hello:app", hport),
                 {**self._base_env(), "IDP_BIND": f"127.0.0.1:{hport}"},
             )
             self.hello_url = f"http://127.0.0.1:{hport}"
@@ -254,7 +271,7 @@ class Stack:
             else:
                 self.linking_cold_target = target
         self._finish(keys)
-        idp = self._spawn("idp", [*gunicorn, "--no-control-socket", "idp.wsgi:app"], self.idp_env)
+        idp = self._spawn("idp", serve("idp.wsgi:app", port), self.idp_env)
         waits.append(lambda: self._wait_http(idp, self.idp_url + "/healthz"))
         for wait in waits:
             wait()
