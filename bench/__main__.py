@@ -155,8 +155,8 @@ def run(seconds: float, only: list[str]) -> dict:
 
 def compare(a: dict, b: dict) -> str:
     lines = [
-        f"A: {a['machine']['commit']} {a['machine']['when']}   "
-        f"B: {b['machine']['commit']} {b['machine']['when']}",
+        f"A: {a['machine']['commit']} {a['machine']['server']} {a['machine']['when']}   "
+        f"B: {b['machine']['commit']} {b['machine']['server']} {b['machine']['when']}",
         "",
         "| scenario | A req/CPU-s | B req/CPU-s | B/A | A p50 ms | B p50 ms | A ratio | B ratio |",
         "|---|---|---|---|---|---|---|---|",
