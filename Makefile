@@ -14,7 +14,7 @@ TV_PORT        ?= 8082
 SOCIAL_FAKES_PORT ?= 8090
 SOCIAL_FAKES   := http://127.0.0.1:$(SOCIAL_FAKES_PORT)
 
-.PHONY: install setup run test test-fast lint proto bench clean browser services-check messages lock
+.PHONY: install setup run test test-fast lint proto bench bench-compare clean browser services-check messages lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -135,10 +135,27 @@ test: install proto browser services-check
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check idp linking_service elk_common demo_portals social_fakes tests
+	$(BIN)/ruff format --check idp linking_service elk_common demo_portals social_fakes tests bench
 
-bench:
-	@echo "benchmarks arrive with the benchmark issue"
+# The benchmark (README «Performance»): the IdP under deploy/gunicorn.conf.py and the linking
+# service on throw-away PostgreSQL databases and a private Redis, loaded over loopback; seconds
+# per scenario (split into up to 5 windows, the median reported). JSON in var/bench/.
+# `make bench BENCH_SECONDS=3` for a quick look; `make bench-compare A.json B.json`.
+BENCH_SECONDS ?= 15
+bench: install proto
+	@mkdir -p var/bench
+	$(BIN)/python -m bench --seconds $(BENCH_SECONDS) \
+	  --out var/bench/bench-$$(date -u +%Y%m%dT%H%M%S).json
+	@ls -t var/bench/bench-*.json | head -1 | xargs -I{} cp {} var/bench/latest.json
+
+ifeq (bench-compare,$(firstword $(MAKECMDGOALS)))
+COMPARE := $(wordlist 2,3,$(MAKECMDGOALS))
+$(eval $(COMPARE):;@:)
+endif
+A ?= $(word 1,$(COMPARE))
+B ?= $(word 2,$(COMPARE))
+bench-compare: install
+	$(BIN)/python -m bench compare $(A) $(B)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache $(filter-out elk_proto/__init__.py,$(wildcard elk_proto/*)) elk_proto/.stamp

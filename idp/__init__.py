@@ -118,6 +118,7 @@ def create_app(
     from idp.adapters.logout_http import HttpLogoutNotifier
     from idp.adapters.metrics import PrometheusMetrics, instrument_pool
     from idp.adapters.social import build_social_providers
+    from idp.adapters.sql.pool import ping_when_idle
     from idp.extensions import csrf, db, migrate
     from idp.oidc.server import OIDCServer
     from idp.services.container import build_services
@@ -128,7 +129,8 @@ def create_app(
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         # hide_parameters: a database error's text (logged) never carries the row's values.
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "hide_parameters": True},
+        # No pool_pre_ping: idp/adapters/sql/pool.py pings only connections left idle.
+        SQLALCHEMY_ENGINE_OPTIONS={"hide_parameters": True},
         MAX_CONTENT_LENGTH=64 * 1024,
         SESSION_COOKIE_NAME="__Host-elk_csrf" if settings.secure_cookies else "elk_csrf",
         SESSION_COOKIE_SECURE=settings.secure_cookies,
@@ -162,6 +164,7 @@ def create_app(
     metrics = metrics or PrometheusMetrics()
     with app.app_context():
         instrument_pool(db.engine)
+        ping_when_idle(db.engine)
         services = build_services(
             settings,
             db.session,

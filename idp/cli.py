@@ -239,6 +239,36 @@ def clients_list() -> None:
             click.echo(json.dumps(client_json(client), ensure_ascii=False))
 
 
+@clients.command("rotate-secret")
+@click.argument("client_id")
+@click.option("--operator", help="Who rotates (kept in the audit trail).")
+def clients_rotate_secret(client_id, operator) -> None:
+    """A new client_secret (printed once); the old one is refused by every replica within
+    a second (IDP_REDIS_URL carries the change)."""
+    app = _app()
+    with app.app_context():
+        try:
+            secret = app.extensions["idp.services"].clients.rotate_secret(
+                client_id, operator=operator
+            )
+        except IdpError as exc:
+            raise _fail(exc) from None
+        click.echo(json.dumps({"client_id": client_id, "client_secret": secret}))
+
+
+@clients.command("delete")
+@click.argument("client_id")
+@click.option("--operator", help="Who deletes (kept in the audit trail).")
+def clients_delete(client_id, operator) -> None:
+    """Remove a client with its codes, tokens and consents."""
+    app = _app()
+    with app.app_context():
+        try:
+            app.extensions["idp.services"].clients.delete(client_id, operator=operator)
+        except IdpError as exc:
+            raise _fail(exc) from None
+
+
 @main.group()
 def users() -> None:
     """Accounts."""

@@ -6,6 +6,7 @@ to ``UNAUTHENTICATED``. Every failure, a bug included, is ``Unauthenticated`` (f
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -71,7 +72,9 @@ class TokenVerifier:
     most once per ``refresh_interval`` seconds, process-wide (one lock: concurrent callers wait
     for the one fetch instead of stampeding the IdP). If the IdP cannot be reached, keys already
     cached keep working past ``cache_ttl`` (stale-if-error) up to ``max_stale`` seconds, but an
-    unknown ``kid`` never passes.
+    unknown ``kid`` never passes. A verified token is remembered by its SHA-256 (at most
+    ``max_verified`` of them) until its ``exp`` or until the keys are refetched, whichever is
+    first, so a stream of calls with one token checks its signature once.
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class TokenVerifier:
         leeway: int = 30,
         max_stale: int = 24 * 3600,
         on_refresh: Callable[[bool], None] = lambda ok: None,
+        max_verified: int = 10_000,
     ) -> None:
         """``on_refresh(ok)`` is told of every fetch of the keys (the metrics count them)."""
         unknown = sorted(set(allowed_algs) - set(ALG_KEYS))
@@ -107,6 +111,9 @@ class TokenVerifier:
         self._discovered_at = 0.0
         self._attempt_at: float | None = None  # last fetch of any kind
         self._miss_at: float | None = None  # last fetch for an unknown kid
+        # sha256(token) -> (principal, kid, key, exp): see _cached.
+        self._verified: dict[bytes, tuple[Principal, str, Key, float]] = {}
+        self._max_verified = max_verified
 
     def verify(self, token: str) -> Principal:
         """The caller of a valid token, or ``Unauthenticated`` - never any other exception."""
@@ -121,6 +128,10 @@ class TokenVerifier:
     def _verify(self, token: str) -> Principal:
         if not isinstance(token, str) or not token.isascii() or len(token) > MAX_TOKEN_BYTES:
             raise _deny("malformed or too large")
+        digest = hashlib.sha256(token.encode("ascii")).digest()
+        cached = self._cached(digest)
+        if cached is not None:
+            return cached
         try:  # the same parser jwt.decode uses below, so the header we check is the signed one
             header = jws.extract_compact(token.encode("ascii")).headers()
         except (JoseError, ValueError, TypeError):
@@ -131,7 +142,39 @@ class TokenVerifier:
             decoded = jwt.decode(token, key, algorithms=[alg])
         except (JoseError, ValueError, TypeError):
             raise _deny("bad signature") from None
-        return self._principal(decoded.claims)
+        principal = self._principal(decoded.claims)
+        self._remember(digest, principal, kid, key)
+        return principal
+
+    # --- verified tokens, by hash --------------------------------------------------------------
+    # A stream of calls with one token checks its signature once. An entry holds until the
+    # token's own exp (no leeway) and only while the key that verified it is the one cached for
+    # its kid: a refetched JWK Set (every cache_ttl, or on rotation) means verifying again, and
+    # a key the IdP withdrew is never trusted through this cache.
+
+    def _cached(self, digest: bytes) -> Principal | None:
+        entry = self._verified.get(digest)
+        if entry is None:
+            return None
+        principal, kid, key, until = entry
+        current = self._keys.get(kid)
+        if self._clock() < until and self._fresh() and current is not None and current[0] is key:
+            return principal
+        self._verified.pop(digest, None)
+        return None
+
+    def _remember(self, digest: bytes, principal: Principal, kid: str, key: Key) -> None:
+        exp = principal.claims.get("exp")
+        if not isinstance(exp, int | float) or isinstance(exp, bool):
+            return
+        if len(self._verified) >= self._max_verified:
+            now = self._clock()
+            for old, entry in list(self._verified.items()):
+                if entry[3] <= now:
+                    self._verified.pop(old, None)
+            if len(self._verified) >= self._max_verified:
+                self._verified.clear()
+        self._verified[digest] = (principal, kid, key, float(exp))
 
     def _check_header(self, header: dict) -> tuple[str, str]:
         alg, kid, typ = header.get("alg"), header.get("kid"), header.get("typ")

@@ -31,6 +31,8 @@ EVENT_TYPES: dict[str, str] = {
     "billing.reattach": "a billing account moved to this account from another holder",
     "billing.taken": "a billing account this account held moved to another holder",
     "client.created": "a relying party was registered with `idp clients create`",
+    "client.secret_rotated": "a client's secret was replaced with `idp clients rotate-secret`",
+    "client.deleted": "a relying party was removed with `idp clients delete`",
     "key.rotated": "a token-signing key was created with `idp keys rotate`",
     "support.lookup": "the support desk looked the account up",
     "support.unlocked": "the support desk lifted a sign-in lockout",

@@ -1,7 +1,19 @@
-"""Registration of relying parties (the ``idp clients`` commands use this)."""
+"""Registration of relying parties (the ``idp clients`` commands use this), and the
+per-process cache every client authentication reads from.
+
+The cache (issue 10): a token request authenticates its client on every call, so the client and
+its secret digest are kept per process as a detached copy. Every change (a secret rotated, a
+client deleted) bumps a version counter in the shared ephemeral store (Redis in production)
+after its commit; each process looks at that counter at most once per ``cache_check`` seconds
+(1 s) and drops its copies when it moved. So a change made on one replica is honoured by every
+replica within ``cache_check``. Should the store be unreachable, the copies are bypassed (read
+from the database), and no copy is older than ``cache_max_age`` (60 s) in any case.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,12 +27,23 @@ from idp.adapters.sql.models import Client
 from idp.domain.errors import NotFound, ValidationError
 from idp.domain.urls import check_redirect_uri
 from idp.persistence import UnitOfWork
+from idp.ports import EphemeralStore, StoreUnavailable
 from idp.services.audit import AuditService
 from idp.services.crypto import KeyedDigest, new_token
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 DEFAULT_SCOPES = ("openid", "profile", "email", "phone", "offline_access")
+VERSION_KEY = "clients:version"
+VERSION_TTL = 30 * 24 * 3600
+MAX_CACHED = 10_000
+
+log = logging.getLogger(__name__)
+
+
+def _detached(row: Client) -> Client:
+    """A copy no session knows: safe to share between requests and threads (read only)."""
+    return Client(**{c.key: getattr(row, c.key) for c in Client.__table__.columns})
 
 
 @dataclass(frozen=True)
@@ -37,6 +60,9 @@ class ClientService:
         digest: KeyedDigest,
         scopes_supported: Sequence[str],
         clock: Callable[[], float] = time.time,
+        store: EphemeralStore | None = None,
+        cache_check: float = 1.0,
+        cache_max_age: float = 60.0,
         audit: AuditService | None = None,
     ) -> None:
         self._db = session
@@ -45,6 +71,13 @@ class ClientService:
         self._scopes = tuple(scopes_supported)
         self._clock = clock
         self._audit = audit or AuditService.in_memory(clock)
+        self._store = store
+        self._check, self._max_age = cache_check, cache_max_age
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[Client, float]] = {}
+        self._seen: str | None = None  # the version the copies belong to
+        self._checked_at: float | None = None
+        self._generation = 0  # bumped whenever the copies are dropped
 
     def create(
         self,
@@ -148,9 +181,96 @@ class ClientService:
         return NewClient(client, secret)
 
     def get(self, client_id: str) -> Client | None:
+        """The client, from this process's copy when it is current (see the module's doc)."""
         if not client_id or len(client_id) > 64:
             return None
-        return self._db.get(Client, client_id)
+        if self._store is None:
+            return self._db.get(Client, client_id)
+        now = self._clock()
+        if not self._current(now):
+            return self._db.get(Client, client_id)
+        cached = self._cache.get(client_id)
+        if cached is not None and now - cached[1] < self._max_age:
+            return cached[0]
+        generation = self._generation
+        row = self._db.get(Client, client_id)
+        if row is None:  # unknown ids are not remembered: they would fill the memory
+            return None
+        copy = _detached(row)
+        with self._lock:
+            # Not if the copies were dropped meanwhile: this read may predate the change.
+            if generation == self._generation:
+                if len(self._cache) >= MAX_CACHED:
+                    self._cache.clear()
+                self._cache[client_id] = (copy, now)
+        return copy
+
+    def _current(self, now: float) -> bool:
+        """Look at the shared version at most once per ``cache_check``; False when the store
+        cannot say (then the database is read directly)."""
+        if self._checked_at is not None and 0 <= now - self._checked_at < self._check:
+            return True
+        try:
+            version = self._store.get(VERSION_KEY)
+        except StoreUnavailable:
+            self._drop()
+            return False
+        with self._lock:
+            if version != self._seen:
+                self._cache.clear()
+                self._generation += 1
+                self._seen = version
+            self._checked_at = now
+        return True
+
+    def _drop(self) -> None:
+        with self._lock:
+            self._cache.clear()
+            self._generation += 1
+            self._checked_at = None
+
+    def _changed(self) -> None:
+        """After a committed change: drop our copies and tell the other processes."""
+        self._drop()
+        if self._store is None:
+            return
+        try:
+            self._store.incr(VERSION_KEY, VERSION_TTL)
+        except StoreUnavailable:
+            log.warning(
+                "client change not announced (store unavailable); other processes "
+                "see it within %s s",
+                self._max_age,
+            )
+
+    def rotate_secret(self, client_id: str, operator: str | None = None) -> str:
+        """A new secret for a confidential client; the old one stops working everywhere
+        within ``cache_check`` seconds."""
+        with self._uow.transaction():
+            row = self._db.get(Client, client_id)
+            if row is None:
+                raise NotFound("no such client")
+            if row.secret_digest is None:
+                raise ValidationError("the client has no secret (public or private_key_jwt)")
+            secret = new_token(32)
+            row.secret_digest = self._digest.digest(secret)
+            self._audit.record(
+                "client.secret_rotated", operator=operator, details={"client_id": client_id}
+            )
+        self._changed()
+        return secret
+
+    def delete(self, client_id: str, operator: str | None = None) -> None:
+        """Remove a client with its codes, grants and consents (ON DELETE CASCADE)."""
+        with self._uow.transaction():
+            row = self._db.get(Client, client_id)
+            if row is None:
+                raise NotFound("no such client")
+            self._db.delete(row)
+            self._audit.record(
+                "client.deleted", operator=operator, details={"client_id": client_id}
+            )
+        self._changed()
 
     def require(self, client_id: str) -> Client:
         client = self.get(client_id)

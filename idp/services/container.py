@@ -186,7 +186,9 @@ def build_services(
         digest=digest,
         hasher=hasher,
         keys=keys,
-        clients=ClientService(session, uow, digest, settings.scopes_supported, clock, audit=audit),
+        clients=ClientService(
+            session, uow, digest, settings.scopes_supported, clock, store, audit=audit
+        ),
         users=users,
         sessions=sessions,
         consents=ConsentService(session, uow, tokens, clock),

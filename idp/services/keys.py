@@ -54,6 +54,7 @@ class KeyService:
         self._clock = clock
         self._cache_seconds = cache_seconds
         self._cache: tuple[float, dict[str, tuple[str, object]], dict] | None = None
+        self._keyset: tuple[dict, KeySet] | None = None
         self._lock = threading.Lock()
 
     # --- administration -------------------------------------------------------------
@@ -186,7 +187,17 @@ class KeyService:
         jwks = {"keys": published}
         with self._lock:
             self._cache = (now, active, jwks)
+            # Parsed once per key change, not per verification (RSA key import is costly).
+            self._keyset = (jwks, KeySet.import_key_set(jwks))
         return active, jwks
+
+    def _published(self) -> KeySet:
+        """The published keys, parsed, for :meth:`verify`."""
+        _, jwks = self._load()
+        cached = self._keyset
+        if cached is None or cached[0] is not jwks:
+            return KeySet.import_key_set(jwks)
+        return cached[1]
 
     def jwks(self) -> dict:
         """The public JWK Set (RFC 7517 §5) served at ``/jwks.json``."""
@@ -237,9 +248,8 @@ class KeyService:
         checks none, so ``iss``, ``exp``, ``nbf`` and ``iat`` are validated here with
         :class:`~joserfc.jwt.JWTClaimsRegistry` (RFC 8725 §3.8-3.10).
         """
-        _, jwks = self._load()
         try:
-            keyset = KeySet.import_key_set(jwks)
+            keyset = self._published()
             decoded = jwt.decode(token, keyset, algorithms=list(SUPPORTED_ALGS))
         except (JoseError, ValueError, TypeError) as exc:
             raise TokenInvalid(str(exc)) from exc

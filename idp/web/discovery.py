@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+import json
+
+from flask import Blueprint, Response
 
 from idp.services.keys import JWKS_MAX_AGE
 from idp.web import services, settings
@@ -71,11 +73,30 @@ def metadata() -> dict:
     }
 
 
+# Serialised once per process: the metadata depends only on the settings (fixed at start),
+# and the JWK Set only on the published keys (KeyService hands out a new dict per change).
+_documents: dict[str, tuple[object, bytes]] = {}
+
+
+def _json(name: str, source: object, build) -> bytes:
+    cached = _documents.get(name)
+    if cached is None or cached[0] is not source:
+        # As jsonify writes it: sorted keys, compact, a final newline.
+        text = json.dumps(build(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        cached = (source, (text + "\n").encode())
+        _documents[name] = cached
+    return cached[1]
+
+
+def _response(body: bytes, max_age: int) -> Response:
+    response = Response(body, mimetype="application/json")
+    response.headers["Cache-Control"] = f"public, max-age={max_age}"
+    return response
+
+
 @bp.get("/.well-known/openid-configuration")
 def openid_configuration():
-    response = jsonify(metadata())
-    response.headers["Cache-Control"] = "public, max-age=300"
-    return response
+    return _response(_json("metadata", settings(), metadata), 300)
 
 
 @bp.get("/.well-known/oauth-authorization-server")
@@ -85,6 +106,5 @@ def oauth_metadata():
 
 @bp.get("/jwks.json")
 def jwks():
-    response = jsonify(services().keys.jwks())
-    response.headers["Cache-Control"] = f"public, max-age={JWKS_MAX_AGE}"
-    return response
+    keys = services().keys.jwks()
+    return _response(_json("jwks", keys, lambda: keys), JWKS_MAX_AGE)

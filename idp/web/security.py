@@ -48,22 +48,27 @@ def check_same_origin() -> None:
     abort(403)
 
 
+# form-action must allow the redirect that follows a form post (to client redirect URIs).
+HEADERS = (
+    ("Content-Security-Policy", CSP.format(actions="https: http://127.0.0.1:* http://localhost:*")),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+)
+HSTS = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+
+
 def set_headers(response):
+    """Each header unless the view set its own. One pass over the response's headers, not one
+    per header (werkzeug's setdefault scans the list each time): this runs on every request."""
     headers = response.headers
-    # form-action must allow the redirect that follows a form post (to client redirect URIs).
-    headers.setdefault(
-        "Content-Security-Policy",
-        CSP.format(actions="https: http://127.0.0.1:* http://localhost:*"),
-    )
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-    if settings().secure_cookies:
-        headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+    present = {name.lower() for name, _ in headers.items()}
+    wanted = HEADERS + ((HSTS,) if settings().secure_cookies else ())
     if response.mimetype == "text/html" or request.endpoint in API_ENDPOINTS:
-        headers.setdefault("Cache-Control", "no-store")
+        wanted += (("Cache-Control", "no-store"),)
+    headers.extend([(name, value) for name, value in wanted if name.lower() not in present])
     return response
 
 

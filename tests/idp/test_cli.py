@@ -184,6 +184,23 @@ def operator_flow(cli: Cli, database_url: str, rotate: bool = True) -> None:
     assert pw_hash.startswith("$argon2id$") and PASSWORD not in pw_hash
     assert (family, phone) == ("Иванов", "+79991234567")
 
+    # A new secret, printed once; only its digest is stored. Then the client is removed.
+    rotated = cli.json("clients", "rotate-secret", confidential["client_id"])
+    assert rotated["client_id"] == confidential["client_id"]
+    assert len(rotated["client_secret"]) >= 32
+    assert rotated["client_secret"] != confidential["client_secret"]
+    ((new_digest,),) = rows(
+        database_url,
+        f"SELECT secret_digest FROM clients WHERE client_id = '{confidential['client_id']}'",
+    )
+    assert new_digest not in (digest, rotated["client_secret"])
+    refused = cli("clients", "rotate-secret", public["client_id"], check=False)
+    assert refused.returncode != 0 and "no secret" in refused.stderr
+    cli("clients", "delete", confidential["client_id"])
+    assert [c["client_id"] for c in cli.json_lines("clients", "list")] == [public["client_id"]]
+    missing = cli("clients", "delete", confidential["client_id"], check=False)
+    assert missing.returncode != 0 and "no such client" in missing.stderr
+
 
 def test_operator_flow_on_sqlite(sqlite_cli, tmp_path):
     operator_flow(sqlite_cli, sqlite_url(tmp_path))

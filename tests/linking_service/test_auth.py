@@ -718,3 +718,60 @@ def test_a_bug_while_fetching_keys_is_logged_with_its_traceback(caplog, failure,
         assert [r.levelno for r in traced] == [logging.ERROR] and warned == []
     else:
         assert traced == [] and [r.levelno for r in warned] == [logging.WARNING]
+
+
+# --- verified tokens remembered by hash (issue 10) ---------------------------------------------
+
+
+def test_a_token_presented_again_is_not_verified_again(live, monkeypatch):
+    from linking_service import auth
+
+    decoded = []
+    real = auth.jwt.decode
+    monkeypatch.setattr(auth.jwt, "decode", lambda *a, **k: decoded.append(1) or real(*a, **k))
+    _, token = service_token(live)
+    verifier = make_verifier(live.url)
+    first = verifier.verify(token)
+    for _ in range(5):
+        assert verifier.verify(token) == first
+    assert len(decoded) == 1
+    verifier.verify(service_token(live)[1])  # another token is verified on its own
+    assert len(decoded) == 2
+
+
+def test_a_remembered_token_still_expires(live):
+    clock = Clock()
+    verifier = make_verifier(live.url, clock=clock)
+    token = idp_signed(live, claims(live, exp=int(clock()) + 60))
+    verifier.verify(token)
+    clock.advance(59)
+    verifier.verify(token)
+    clock.advance(2 + 30)  # past exp and the leeway: the signature alone never keeps it alive
+    rejected(verifier, token)
+
+
+def test_a_remembered_token_is_refused_once_its_key_is_withdrawn(live):
+    clock = Clock()
+    withdrawn = {"on": False}
+
+    def rewrite(url, doc):
+        if url.endswith(JWKS) and withdrawn["on"]:
+            return {"keys": [k for k in doc["keys"] if k["alg"] != "ES256"]}
+        return doc
+
+    verifier = make_verifier(live.url, http=Recorder(rewrite=rewrite), clock=clock, cache_ttl=60)
+    token = idp_signed(live, claims(live, exp=int(clock()) + 600))
+    verifier.verify(token)
+    withdrawn["on"] = True
+    clock.advance(61)  # the key cache turns over: the JWK Set no longer has the ES256 key
+    rejected(verifier, token)
+
+
+def test_tampered_copy_of_a_remembered_token_is_refused(live):
+    _, token = service_token(live)
+    verifier = make_verifier(live.url)
+    verifier.verify(token)
+    header, payload, signature = token.split(".")
+    body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    body["scope"] = "linking linking:read linking:auto"
+    rejected(verifier, f"{header}.{b64(body)}.{signature}")
