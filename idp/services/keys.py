@@ -188,7 +188,8 @@ class KeyService:
         with self._lock:
             self._cache = (now, active, jwks)
             # Parsed once per key change, not per verification (RSA key import is costly).
-            self._keyset = (jwks, KeySet.import_key_set(jwks))
+            # None published yet (a fresh database): nothing to parse; verify refuses.
+            self._keyset = (jwks, KeySet.import_key_set(jwks)) if published else None
         return active, jwks
 
     def _published(self) -> KeySet:

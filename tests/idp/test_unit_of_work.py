@@ -193,9 +193,12 @@ def test_registration_confirmation_commits_once(app):
     assert confirming.commits == 1, confirming.statements
     # Two use cases: the account (its automatic attachment pending) and the completed flow in
     # one commit; then, once the linking service has answered outside any transaction, the
-    # search's result in a second one (idp/services/auto_attach.py).
+    # search's result in a second one (idp/services/auto_attach.py). The first holds the
+    # account, the flow, the audit row "account.registered" and the account's last update.
     assert completing.commits == 2, completing.statements
-    assert completing.statements[:3] == ["INSERT", "UPDATE", "UPDATE"], completing.statements
+    assert completing.statements[:4] == ["INSERT", "UPDATE", "INSERT", "UPDATE"], (
+        completing.statements
+    )
 
 
 def test_registration_completion_commits_once_when_linking_is_away(app):

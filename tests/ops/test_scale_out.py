@@ -28,7 +28,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
-import sqlalchemy as sa
 
 from idp import create_app
 from idp.adapters.store_redis import RedisStore
@@ -328,37 +327,38 @@ def test_key_rotation_on_one_replica_is_seen_by_the_other(replicas):
 
 
 def test_a_client_changed_beside_one_replica_is_seen_by_the_other(replicas):
+    """Its secret rotated as `idp clients rotate-secret` does beside replica A (the database,
+    then the cache version in Redis): both replicas refuse the old secret and take the new
+    one within CLIENT_BOUND, though both had the client in their caches."""
     a, b, live, _env = replicas
     client = make_client(live, scopes=["openid"])
-    new_uri = "https://rp.example.com/new-callback"
-    _verifier, challenge = pkce_pair()
 
-    def accepts(replica, uri):
-        response = requests.get(
-            replica.url + authorize(client, challenge, redirect_uri=uri, scope="openid"),
-            allow_redirects=False,
+    def authenticates(replica, secret):
+        # A code that does not exist: 401 invalid_client when the secret is refused,
+        # 400 invalid_grant once the client authenticated.
+        response = requests.post(
+            replica.url + "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": "no-such-code",
+                "redirect_uri": client.redirect_uri,
+                "code_verifier": "v" * 43,
+            },
+            auth=(client.client_id, secret),
             timeout=10,
         )
-        return response.status_code in (302, 303)
+        assert response.status_code in (400, 401), response.text
+        return response.status_code == 400
 
     for replica in (a, b):  # both have used the client: any cache of it is warm
-        assert accepts(replica, client.redirect_uri) and not accepts(replica, new_uri)
-
-    # The change, as `idp clients` beside replica A writes it: through the shared database.
-    from idp.adapters.sql.models import Client
-    from idp.extensions import db
+        assert authenticates(replica, client.secret)
 
     with live.ctx():
-        db.session.execute(
-            sa.update(Client)
-            .where(Client.client_id == client.client_id)
-            .values(redirect_uris=[new_uri])
-        )
-        db.session.commit()
+        new_secret = live.services.clients.rotate_secret(client.client_id, operator="test")
     started = time.monotonic()
     for replica in (b, a):
         wait_until(
-            lambda r=replica: accepts(r, new_uri) and not accepts(r, client.redirect_uri),
+            lambda r=replica: authenticates(r, new_secret) and not authenticates(r, client.secret),
             max(0.1, CLIENT_BOUND - (time.monotonic() - started)),
             f"replica {replica.name} to see the changed client",
         )
