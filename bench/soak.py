@@ -60,10 +60,22 @@ GRPC_SERVER_ERRORS = {
     grpc.StatusCode.DATA_LOSS,
 }
 CODE = re.compile(r"\b(\d{6})\b")
+#: Seconds after which a session's kept-alive connections are dropped before its next request.
+IDLE = 2.0
 
 
 def sha256_hex(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+def valid_mobile(e164: str) -> bool:
+    import phonenumbers
+
+    number = phonenumbers.parse(e164, None)
+    return phonenumbers.is_valid_number(number) and phonenumbers.number_type(number) in (
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    )
 
 
 def rss_kib(pid: int) -> int:
@@ -74,6 +86,25 @@ def rss_kib(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+class Browser(requests.Session):
+    """A session that drops its kept-alive connections once unused for ``IDLE`` seconds:
+    gunicorn closes an idle one after its ``keepalive`` (5 s), and a request sent on it just
+    then is reset by the peer — the client's race, not the server's error, and not one to
+    retry blindly (a POST may have been handled). Cookies are kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = time.monotonic()
+
+    def request(self, *args, **kwargs):
+        if time.monotonic() - self._last > IDLE:
+            self.close()  # the pools are emptied and made again on demand
+        try:
+            return super().request(*args, **kwargs)
+        finally:
+            self._last = time.monotonic()
 
 
 @dataclass
@@ -126,11 +157,12 @@ class Soak:
         self.started_registrations = 0
         self.counter = itertools.count(1)
         self.behind = 0
+        self.seen: dict[str, set[int]] = {}
 
     # --- plumbing ----------------------------------------------------------------------------
 
     def session(self) -> requests.Session:
-        http = requests.Session()
+        http = Browser()
         http.hooks["response"].append(self._seen)
         return http
 
@@ -334,8 +366,11 @@ class Soak:
             self.attached.append((number, linker.subject))
 
     def registration(self) -> None:
+        # A number range of its own (the number without its last four digits) per sign-up:
+        # the SMS pumping guard allows 20 an hour to one range.
         n = next(self.counter)
-        phone = f"+7998{n:07d}"
+        while not valid_mobile(phone := f"+79{n % 100000:05d}{n % 10000:04d}"):
+            n = next(self.counter)
         http = self.session()
         # A person of their own behind the proxy (IDP_TRUSTED_PROXIES=1): the captcha counts
         # attempts per client address, and thousands of sign-ups from one are a bot.
@@ -450,12 +485,16 @@ class Soak:
     def rss(self) -> dict[str, int]:
         """KiB resident per role: the IdP (gunicorn's master and workers), its outbox worker,
         the linking service, Redis, and the PostgreSQL backends of our databases."""
-        found = {
-            role: sum(rss_kib(pid) for pid in self.stack.pids_of(role))
-            for role in ROLES
-            if role in self.stack.servers
-        }
-        found["postgres backends"] = sum(rss_kib(pid) for pid in self.stack.pg_backends())
+        found = {}
+        for role in (*ROLES, "postgres backends"):
+            if role == "postgres backends":
+                pids = self.stack.pg_backends()
+            elif role in self.stack.servers:
+                pids = self.stack.pids_of(role)
+            else:
+                continue
+            found[role] = sum(rss_kib(pid) for pid in pids)
+            self.seen.setdefault(role, set()).update(pids)
         return found
 
     # --- afterwards --------------------------------------------------------------------------
@@ -559,8 +598,10 @@ class Soak:
         }
 
 
-def memory_trend(samples: list[tuple[float, dict]], elapsed: float) -> dict:
-    """Median RSS per role over the first and the last minute (a quarter of a short run)."""
+def memory_trend(samples: list[tuple[float, dict]], elapsed: float, seen: dict) -> dict:
+    """Median RSS per role over the first and the last minute (a quarter of a short run);
+    ``seen``: the processes of each role over the run (more than at the end: restarts, e.g.
+    gunicorn's ``max_requests``, which reset what a process had grown)."""
     span = min(60.0, elapsed / 4)
     trend = {}
     roles = sorted({role for _, rss in samples for role in rss})
@@ -575,6 +616,7 @@ def memory_trend(samples: list[tuple[float, dict]], elapsed: float) -> dict:
             "last_mib": round(b, 1),
             "growth_pct": round((b - a) / a * 100, 1) if a else 0.0,
             "peak_mib": round(max(rss.get(role, 0) for _, rss in samples) / 1024, 1),
+            "processes_seen": len(seen.get(role, ())),
         }
     return {"window_s": round(span, 1), "roles": trend}
 
@@ -596,13 +638,13 @@ def report_text(report: dict) -> str:
     lines += [
         "",
         f"| process | RSS MiB, first {window:.0f} s | RSS MiB, last {window:.0f} s "
-        "| growth | peak MiB |",
-        "|---|---|---|---|---|",
+        "| growth | peak MiB | processes seen |",
+        "|---|---|---|---|---|---|",
     ]
     for role, t in report["memory"]["roles"].items():
         lines.append(
             f"| {role} | {t['first_mib']} | {t['last_mib']} | {t['growth_pct']:+.1f} % "
-            f"| {t['peak_mib']} |"
+            f"| {t['peak_mib']} | {t['processes_seen']} |"
         )
     lines.append("")
     for name, check in report["checks"].items():
@@ -664,7 +706,7 @@ def soak(seconds: float, rate: float, sample_every: float) -> dict:
             "achieved_rps": round(sum(load.ok.values()) / ran["elapsed"], 1),
             "behind": load.behind,
             "operations": operations,
-            "memory": memory_trend(ran["samples"], ran["elapsed"]),
+            "memory": memory_trend(ran["samples"], ran["elapsed"], load.seen),
             "samples": [{"t": round(t, 1), "rss_kib": rss} for t, rss in ran["samples"]],
             "checks": checks,
             "passed": all(check["ok"] for check in checks.values()),
