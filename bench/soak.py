@@ -657,6 +657,7 @@ def report_text(report: dict) -> str:
 def soak(seconds: float, rate: float, sample_every: float) -> dict:
     from bench.__main__ import machine
 
+    described = {**machine(), "concurrency": THREADS}  # the load average before the run
     stack = Stack()
     try:
         began = time.monotonic()
@@ -698,7 +699,7 @@ def soak(seconds: float, rate: float, sample_every: float) -> dict:
             "no failed operation": {"ok": failed == 0, "failed": failed},
         }
         report = {
-            "machine": machine(),
+            "machine": described,
             "seconds": seconds,
             "rate": rate,
             "elapsed_s": round(ran["elapsed"], 1),
