@@ -14,7 +14,7 @@ TV_PORT        ?= 8082
 SOCIAL_FAKES_PORT ?= 8090
 SOCIAL_FAKES   := http://127.0.0.1:$(SOCIAL_FAKES_PORT)
 
-.PHONY: install setup run test test-fast lint proto bench bench-compare clean browser services-check messages lock
+.PHONY: install setup run test test-fast lint proto bench bench-compare soak clean browser services-check messages lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -156,6 +156,15 @@ A ?= $(word 1,$(COMPARE))
 B ?= $(word 2,$(COMPARE))
 bench-compare: install
 	$(BIN)/python -m bench compare $(A) $(B)
+
+# The soak (README «Soak»): the same stack under a mixed workload at SOAK_RATE operations/s
+# for SOAK_SECONDS, memory sampled; then checks that nothing was lost (exit 1 if not).
+SOAK_SECONDS ?= 600
+SOAK_RATE    ?= 40
+soak: install proto
+	@mkdir -p var/bench
+	$(BIN)/python -m bench.soak --seconds $(SOAK_SECONDS) --rate $(SOAK_RATE) \
+	  --out var/bench/soak-$$(date -u +%Y%m%dT%H%M%S).json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache $(filter-out elk_proto/__init__.py,$(wildcard elk_proto/*)) elk_proto/.stamp

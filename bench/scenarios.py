@@ -44,7 +44,7 @@ class Fixtures:
                 redirect_uris=[REDIRECT],
                 first_party=True,
                 grant_types=["authorization_code", "refresh_token"],
-                scopes=["openid", "profile", "email", "phone", "offline_access"],
+                scopes=["openid", "profile", "email", "phone", "offline_access", "linking"],
             )
             service = services.clients.create(
                 name="Bench service",
@@ -98,13 +98,19 @@ class Fixtures:
             raise RuntimeError(f"no code: {response.headers['Location'][:200]}")
         return query["code"][0]
 
-    def sign_in(self, http: requests.Session, challenge: str, scope: str | None = None) -> str:
-        """The password sign-in, from /authorize to the code."""
+    def sign_in(
+        self,
+        http: requests.Session,
+        challenge: str,
+        scope: str | None = None,
+        login: str | None = None,
+    ) -> str:
+        """The password sign-in, from /authorize to the code (as ``login``, else the user's)."""
         url = self.authorize_url(challenge, **({"scope": scope} if scope else {}))
         page = self.follow(http, http.get(url, allow_redirects=False))
         if page.status_code != 200 or 'name="password"' not in page.text:
             raise RuntimeError(f"no login page: {page.status_code}")
-        data = {"csrf_token": CSRF.search(page.text).group(1), "login": self.login}
+        data = {"csrf_token": CSRF.search(page.text).group(1), "login": login or self.login}
         data["password"] = PASSWORD
         match = INTERACTION.search(page.text)
         if match:
@@ -112,17 +118,18 @@ class Fixtures:
         response = http.post(f"{self.url}/login", data=data, allow_redirects=False)
         return self.code_from(self.follow(http, response))
 
-    def exchange(self, http: requests.Session, code: str, verifier: str) -> dict:
-        response = http.post(
-            f"{self.url}/token",
-            auth=self.web,
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": REDIRECT,
-                "code_verifier": verifier,
-            },
-        )
+    def exchange(
+        self, http: requests.Session, code: str, verifier: str, resource: str | None = None
+    ) -> dict:
+        data = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+        }
+        if resource:
+            data["resource"] = resource
+        response = http.post(f"{self.url}/token", auth=self.web, data=data)
         if response.status_code != 200:
             raise RuntimeError(f"token: {response.status_code} {response.text[:200]}")
         return response.json()

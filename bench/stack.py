@@ -83,6 +83,7 @@ class Stack:
     linking_cold_target: str = ""
     empty_grpc_target: str = ""
     idp_env: dict = field(default_factory=dict)
+    link_database_url: str = ""
 
     # --- processes ---------------------------------------------------------------------------
 
@@ -199,9 +200,20 @@ class Stack:
 
     # --- the servers -------------------------------------------------------------------------
 
-    def up(self, *, limits: bool = True) -> Stack:
-        """Start everything, in parallel where nothing depends on another."""
+    def up(
+        self,
+        *,
+        limits: bool = True,
+        cold: bool = True,
+        worker: bool = False,
+        idp_extra: dict | None = None,
+        linking_extra: dict | None = None,
+    ) -> Stack:
+        """Start everything, in parallel where nothing depends on another. ``cold``: the
+        second linking service (cold key cache); ``worker``: the IdP's outbox worker (`idp
+        worker`); ``*_extra``: settings added to the IdP's and the linking services' own."""
         idp_db, link_db = self._create_databases()
+        self.link_database_url = _pg_url(link_db)
         self._start_redis()
         bin_ = Path(sys.executable).parent
         serve = self._http_server
@@ -239,6 +251,7 @@ class Stack:
             # Codes are made just before the window that exchanges them.
             "IDP_CODE_TTL": "600",
             "IDP_BIND": f"127.0.0.1:{port}",
+            **(idp_extra or {}),
         }
         link_env = {
             **self._base_env(),
@@ -248,6 +261,7 @@ class Stack:
             "LINKING_VAR_DIR": str(self.tmp / "var"),
             "LINKING_REFLECTION": "false",
             "LINKING_SHUTDOWN_GRACE": "1",
+            **(linking_extra or {}),
         }
         migrations = [
             self._start([str(bin_ / "idp"), "db", "upgrade"], self.idp_env),
@@ -256,11 +270,12 @@ class Stack:
         self._finish(migrations[0])
         keys = self._start([str(bin_ / "idp"), "keys", "ensure"], self.idp_env)
         self._finish(migrations[1])
-        for name, extra in (
-            ("linking", {}),
+        linking = [("linking", {})]
+        if cold:
             # A cold key cache: discovery and the JWKS fetched again every second.
-            ("linking-cold", {"LINKING_JWKS_CACHE_TTL": "1", "LINKING_JWKS_REFRESH_INTERVAL": "1"}),
-        ):
+            cache = {"LINKING_JWKS_CACHE_TTL": "1", "LINKING_JWKS_REFRESH_INTERVAL": "1"}
+            linking.append(("linking-cold", cache))
+        for name, extra in linking:
             lport = free_port()
             env = {**link_env, **extra, "LINKING_LISTEN": f"127.0.0.1:{lport}"}
             server = self._spawn(name, [str(bin_ / "linking-service"), "serve"], env)
@@ -273,6 +288,8 @@ class Stack:
         self._finish(keys)
         idp = self._spawn("idp", serve("idp.wsgi:app", port), self.idp_env)
         waits.append(lambda: self._wait_http(idp, self.idp_url + "/healthz"))
+        if worker:
+            self._spawn("worker", [str(bin_ / "idp"), "worker", "--poll", "0.5"], self.idp_env)
         for wait in waits:
             wait()
         return self
