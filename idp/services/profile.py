@@ -5,13 +5,14 @@ throttle as sign-in; a new contact is confirmed before it replaces the old one, 
 contact is told (NIST SP 800-63B-4 §4.2: notify through an independent channel).
 
 An account made by social sign-up without a password («Продолжить без пароля») has no
-current password to give. For it the proof is a fresh sign-in instead (NIST SP 800-63B-4
-§2.2 reauthentication, the "sudo mode" of GitHub and Google): the browser's session must have
-been signed in within :data:`REAUTH_WINDOW`, else the person signs in again through a linked
-social network (:meth:`idp.services.social.SocialService.begin` with ``reauth_user``), which
-brings them back here with a new session. That is the very credential the account signs in
-with, so it proves no less than a password would; a one-time code to the contact was the
-other choice, but it adds a flow, a delivery and a lockout for the same guarantee.
+current password to give. For it the proof is a fresh sign-in instead (reauthentication in
+NIST SP 800-63B's sense, the "sudo mode" of GitHub): the browser's session must have been
+signed in within :data:`REAUTH_WINDOW`, else the person signs in again through a linked social
+network (:meth:`idp.services.social.SocialService.begin` with ``reauth_user``), which brings
+them back here with a new session. That is the very credential the account signs in with; a
+one-time code to the contact was the other choice, but it adds a flow, a delivery and a
+lockout for no stronger guarantee. Its limit: a provider that keeps its own session may
+answer the round trip without asking the person again.
 
 Contact change, per Verification row:
 
