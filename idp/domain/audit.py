@@ -22,6 +22,7 @@ EVENT_TYPES: dict[str, str] = {
     "account.registered": "an account was created (self-service registration or the CLI)",
     "contact.changed": "a phone or e-mail was confirmed as the account's new login",
     "password.changed": "the person changed the password in «Персональная информация»",
+    "password.set": "the person set a first password on an account made without one",
     "password.recovered": "a new password was set through password recovery",
     "session.ended": "a sign-in session ended (logout, a new sign-in, a password change…)",
     "social.link": "a social network profile was linked to the account",

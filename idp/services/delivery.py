@@ -40,6 +40,7 @@ NOTICES = (
     "contact_changed",
     "contact_added",
     "password_changed",
+    "password_set",
     "account_moved",
 )
 HOUR, DAY = 3600, 86400

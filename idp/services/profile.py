@@ -4,6 +4,16 @@ Every change asks for the current password (ASVS 6.2.3 / 7.5.1), counted by the 
 throttle as sign-in; a new contact is confirmed before it replaces the old one, and the old
 contact is told (NIST SP 800-63B-4 §4.2: notify through an independent channel).
 
+An account made by social sign-up without a password («Продолжить без пароля») has no
+current password to give. For it the proof is a fresh sign-in instead (reauthentication in
+NIST SP 800-63B's sense, the "sudo mode" of GitHub): the browser's session must have been
+signed in within :data:`REAUTH_WINDOW`, else the person signs in again through a linked social
+network (:meth:`idp.services.social.SocialService.begin` with ``reauth_user``), which brings
+them back here with a new session. That is the very credential the account signs in with; a
+one-time code to the contact was the other choice, but it adds a flow, a delivery and a
+lockout for no stronger guarantee. Its limit: a provider that keeps its own session may
+answer the round trip without asking the person again.
+
 Contact change, per Verification row:
 
     stateDiagram-v2
@@ -26,7 +36,13 @@ from sqlalchemy.orm import Session
 
 from idp.adapters.sql.models import User, Verification
 from idp.domain.contacts import parse_login
-from idp.domain.errors import AuthenticationFailed, Conflict, NotFound, ValidationError
+from idp.domain.errors import (
+    AuthenticationFailed,
+    Conflict,
+    IdpError,
+    NotFound,
+    ValidationError,
+)
 from idp.persistence import UnitOfWork
 from idp.services.audit import AuditService
 from idp.services.delivery import SmsRefused, mask_contact
@@ -35,6 +51,14 @@ from idp.services.verification import ContactVerifier, SecretRejected
 
 log = logging.getLogger(__name__)
 FLOW_TTL = 24 * 3600
+REAUTH_WINDOW = 10 * 60  # seconds: how fresh a sign-in stands in for a missing password
+
+
+class FreshSignInNeeded(IdpError):
+    """The account has no password and the session's sign-in is older than
+    :data:`REAUTH_WINDOW`: the person signs in again through a linked social network."""
+
+    code = "reauthentication_required"
 
 
 class ProfileService:
@@ -69,6 +93,17 @@ class ProfileService:
     def _now(self) -> int:
         return int(self._clock())
 
+    def is_fresh(self, auth_time: int | None) -> bool:
+        """Whether a session signed in at ``auth_time`` counts as a fresh sign-in."""
+        return auth_time is not None and auth_time > self._now() - REAUTH_WINDOW
+
+    def _check_proof(self, user: User, password: str, address: str, auth_time: int | None) -> None:
+        """The current password; for an account without one, a fresh sign-in (module note)."""
+        if user.password_hash:
+            self._check_current(user, password, address)
+        elif not self.is_fresh(auth_time):
+            raise FreshSignInNeeded("no password and a stale sign-in")
+
     def _check_current(self, user: User, password: str, address: str) -> None:
         """The current password, throttled like sign-in (checklist item 37)."""
         self._throttle.check_address(address)
@@ -85,9 +120,19 @@ class ProfileService:
     # --- password -------------------------------------------------------------------------
 
     def change_password(
-        self, user: User, current: str, new: str, address: str, session_id: str | None
+        self,
+        user: User,
+        current: str,
+        new: str,
+        address: str,
+        session_id: str | None,
+        auth_time: int | None = None,
     ) -> None:
-        self._check_current(user, current, address)
+        """Change the password, or set the first one of an account made without one
+        («Задать пароль»: ``current`` is not asked, a sign-in at ``auth_time`` must be fresh).
+        Either way the same policy, the same end of other sessions and tokens, a notice."""
+        self._check_proof(user, current, address, auth_time)
+        first = not user.password_hash
         self._policy.check(
             new, [user.family_name, user.given_name, user.middle_name, user.phone, user.email]
         )
@@ -101,10 +146,15 @@ class ProfileService:
             user.password_changed_at = user.updated_at = now
             self._sessions.end_all(user.id, keep=session_id, reason="password_changed")
             self._tokens.revoke_for(user.id)
-            self._audit.record("password.changed", subject=user.id, address=address)
+            event, notice = (
+                ("password.set", "password_set")
+                if first
+                else ("password.changed", "password_changed")
+            )
+            self._audit.record(event, subject=user.id, address=address)
             for kind, value in (("email", user.email), ("phone", user.phone)):
                 if value:
-                    self._notify(kind, value, "password_changed", address)
+                    self._notify(kind, value, notice, address)
                     break
 
     def _notify(self, kind: str, value: str, template: str, address: str, **context) -> None:
@@ -118,9 +168,11 @@ class ProfileService:
     # --- contacts -------------------------------------------------------------------------
 
     def start_contact_change(
-        self, user: User, contact: str, current: str, address: str
+        self, user: User, contact: str, current: str, address: str, auth_time: int | None = None
     ) -> Verification:
-        self._check_current(user, current, address)
+        """Begin a contact change; proven by the current password, or for an account without
+        one by a fresh sign-in at ``auth_time``."""
+        self._check_proof(user, current, address, auth_time)
         try:
             kind, value = parse_login(contact)
         except ValidationError:

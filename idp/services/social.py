@@ -10,11 +10,12 @@ refused before the provider is asked anything (the mix-up defence of RFC 9700 §
 CSRF defence of RFC 6749 §10.12).
 
     stateDiagram-v2
-        [*] --> started: begin (sign-in page, or «Привязать» while signed in)
+        [*] --> started: begin (sign-in page, «Привязать», or a re-sign-in while signed in)
         started --> returned: callback, state taken once, profile fetched
         started --> [*]: expired, foreign or replayed state (refused)
         returned --> signed_in: (provider, subject) linked to an account
         returned --> linked: started while signed in (link another account)
+        returned --> signed_in: re-sign-in (``reauth_user``): only an identity of that account
         returned --> signing_up: unknown identity, no account holds its contact
         returned --> proof_needed: the provider's contact belongs to an account
         signing_up --> [*]: the registration flow carries it; linked when the account is created
@@ -78,6 +79,11 @@ class AlreadyLinked(Conflict):
 
 class LastSignInMethod(Conflict):
     """Unlinking would leave the account with no way to sign in."""
+
+
+class NotThisAccount(Conflict):
+    """A re-sign-in came back with a social account that is not linked to the account
+    that asked for it."""
 
 
 # --- outcomes of the callback -----------------------------------------------------------------
@@ -169,10 +175,13 @@ class SocialService:
         redirect_uri: str,
         authorization: CarriedAuthorization | None = None,
         link_user: str | None = None,
+        reauth_user: str | None = None,
     ) -> str:
         """Make state, nonce and PKCE verifier, bind them to ``binding`` (the browser) and the
         provider, and return the provider's authorization URL. ``authorization``: the portal's
-        request that sent the person here, carried to the end of the sign-in."""
+        request that sent the person here, carried to the end of the sign-in. ``reauth_user``:
+        a signed-in account signs in again (a fresh sign-in for «Персональная информация»,
+        :mod:`idp.services.profile`); only that account's own identity is accepted back."""
         adapter = self._provider(provider)
         if not binding or len(binding) < 32:
             raise SocialError("state", "no browser binding")
@@ -184,6 +193,7 @@ class SocialService:
                 "nonce": nonce,
                 "verifier": verifier,
                 "link_user": link_user,
+                "reauth_user": reauth_user,
             },
             authorization,
         )
@@ -277,6 +287,8 @@ class SocialService:
             with self._uow.transaction():
                 self._link(record["link_user"], profile)
             return Linked(record["link_user"], provider)
+        if record.get("reauth_user"):
+            return self._sign_in_again(record["reauth_user"], current_user, profile)
         with self._uow.transaction():
             known = self._identities.find(provider, profile.subject)
             if known is not None:
@@ -297,6 +309,22 @@ class SocialService:
         data = carry({"profile": _profile_dict(profile)}, authorization)
         self._store.set(f"social:pending:{pending}", json.dumps(data), PENDING_TTL)
         return SignUp(pending, profile, authorization)
+
+    def _sign_in_again(
+        self, user_id: str, current_user: str | None, profile: SocialProfile
+    ) -> SignedIn:
+        """A re-sign-in: the same browser's account, by one of its own linked identities."""
+        if user_id != current_user:
+            raise SocialError("state", "re-sign-in started by another account")
+        with self._uow.transaction():
+            known = self._identities.find(profile.provider, profile.subject)
+            if known is None or known.user_id != user_id:
+                raise NotThisAccount("not an identity of this account")
+            user = self._db.get(User, user_id)
+            if user is None or user.status != "active":
+                raise SocialError("config", "account is not active")
+            known.last_used_at = self._now()
+            return SignedIn(user, profile.provider, None, reauthenticated=True)
 
     def _holder(self, profile: SocialProfile) -> tuple[User, str, str] | None:
         """The account holding a contact the person proved to the provider (see the module's

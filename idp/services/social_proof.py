@@ -67,11 +67,12 @@ def check_proof_transition(current: str, target: str) -> None:
 @dataclass(frozen=True)
 class SignedIn:
     """A social identity signs ``user`` in; ``authorization`` is the portal's request to
-    resume (None: the main page)."""
+    resume (None: the main page, or the profile page after a re-sign-in)."""
 
     user: User
     provider: str
     authorization: CarriedAuthorization | None
+    reauthenticated: bool = False  # a re-sign-in: back to «Персональная информация»
 
 
 def new_proof_flow(

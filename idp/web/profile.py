@@ -8,6 +8,7 @@ from flask_babel import gettext, lazy_gettext
 from idp.domain.errors import AuthenticationFailed, Conflict, ValidationError
 from idp.ports import DeliveryFailed
 from idp.services.delivery import SmsRefused, mask_contact
+from idp.services.profile import REAUTH_WINDOW, FreshSignInNeeded
 from idp.services.registration import IllegalTransition
 from idp.services.verification import SecretRejected
 from idp.web import client_address, services
@@ -17,6 +18,10 @@ from idp.web.forms import flow_id, forget_flow, password_error, remember_flow, s
 bp = Blueprint("profile", __name__, url_prefix="/account/profile")
 
 WRONG_PASSWORD = lazy_gettext("Неверный текущий пароль.")
+STALE_SIGN_IN = lazy_gettext(
+    "Пароль не задан, поэтому подтвердите, что это вы: войдите ещё раз через соцсеть "
+    "(кнопка ниже) и повторите изменение в течение %(minutes)s минут."
+)
 
 # The person's own security events (idp.domain.audit.EVENT_TYPES), in plain words. Events
 # not listed here (the support desk's look-ups) are not shown.
@@ -28,6 +33,7 @@ EVENT_LABELS = {
     "account.registered": lazy_gettext("Регистрация учётной записи"),
     "contact.changed": lazy_gettext("Изменены контактные данные"),
     "password.changed": lazy_gettext("Изменён пароль"),
+    "password.set": lazy_gettext("Задан пароль"),
     "password.recovered": lazy_gettext("Пароль восстановлен"),
     "session.ended": lazy_gettext("Завершён сеанс"),
     "social.link": lazy_gettext("Привязана социальная сеть"),
@@ -50,6 +56,10 @@ def _signed_in():
     return sso, services().users.get(sso.user_id)
 
 
+def _stale() -> str:
+    return str(STALE_SIGN_IN) % {"minutes": REAUTH_WINDOW // 60}
+
+
 def _page(user, sso, status=200, **messages):
     social = services().social
     return render_template(
@@ -67,6 +77,10 @@ def _page(user, sso, status=200, **messages):
         social_name=social.display_name,
         social_message=request.args.get("social_error") or request.args.get("unlinked"),
         social_just_linked=request.args.get("linked"),
+        reauthenticated=request.args.get("reauthenticated"),
+        has_password=bool(user.password_hash),
+        fresh=services().profile.is_fresh(sso.auth_time),
+        reauth_minutes=REAUTH_WINDOW // 60,
         **messages,
     ), status
 
@@ -84,6 +98,7 @@ def change_password():
     sso, user = _signed_in()
     if user is None:
         return redirect(url_for("auth.login"), code=303)
+    first = not user.password_hash
     try:
         services().profile.change_password(
             user,
@@ -91,12 +106,16 @@ def change_password():
             request.form.get("new_password", ""),
             client_address(),
             sso.id,
+            sso.auth_time,
         )
+    except FreshSignInNeeded:
+        return _page(user, sso, 400, password_error=_stale())
     except AuthenticationFailed:
         return _page(user, sso, 400, password_error=str(WRONG_PASSWORD))
     except ValidationError as exc:
         return _page(user, sso, 400, password_error=password_error(exc))
-    return redirect(url_for("profile.show", saved="password"), code=303)
+    saved = "password_set" if first else "password"
+    return redirect(url_for("profile.show", saved=saved), code=303)
 
 
 @bp.post("/contact")
@@ -110,7 +129,10 @@ def change_contact():
             request.form.get("contact", ""),
             request.form.get("current_password", ""),
             client_address(),
+            sso.auth_time,
         )
+    except FreshSignInNeeded:
+        return _page(user, sso, 400, contact_error=_stale())
     except AuthenticationFailed:
         return _page(user, sso, 400, contact_error=str(WRONG_PASSWORD))
     except ValidationError:

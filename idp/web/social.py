@@ -17,6 +17,7 @@ from idp.services.social import (
     AlreadyLinked,
     LastSignInMethod,
     Linked,
+    NotThisAccount,
     ProofNeeded,
     SignUp,
     amr_for,
@@ -101,7 +102,10 @@ def _sign_in(outcome: SignedIn, here: bool = True):
         previous_cookie=request.cookies.get(cookie_name()),
     )
     session.clear()  # a new CSRF secret with the new identity
-    response = after_sign_in(outcome.authorization, here)
+    if outcome.reauthenticated:
+        response = redirect(url_for("profile.show", reauthenticated="1"), code=303)
+    else:
+        response = after_sign_in(outcome.authorization, here)
     set_session_cookie(response, opened)
     return response
 
@@ -143,6 +147,8 @@ def callback(provider: str):
         return _login_error(exc.kind, provider, carried)
     except AlreadyLinked:
         return redirect(url_for("profile.show", social_error="taken"), code=303)
+    except NotThisAccount:
+        return redirect(url_for("profile.show", social_error="other"), code=303)
     if isinstance(outcome, SignedIn):
         return _sign_in(outcome)
     if isinstance(outcome, Linked):
@@ -250,6 +256,26 @@ def link():
             binding=_binding(),
             redirect_uri=_redirect_uri(provider),
             link_user=sso.user_id,
+        )
+    except SocialError:
+        return redirect(url_for("profile.show", social_error="unavailable"), code=303)
+    return redirect(url, code=303)
+
+
+@bp.post("/account/profile/social/reauth")
+def reauth():
+    """«Войти ещё раз через …»: the fresh sign-in an account without a password gives instead
+    of the current password (:mod:`idp.services.profile`); back to the profile page."""
+    sso = current_session()
+    if sso is None:
+        return redirect(url_for("auth.login"), code=303)
+    provider = request.form.get("provider", "")
+    try:
+        url = services().social.begin(
+            provider,
+            binding=_binding(),
+            redirect_uri=_redirect_uri(provider),
+            reauth_user=sso.user_id,
         )
     except SocialError:
         return redirect(url_for("profile.show", social_error="unavailable"), code=303)

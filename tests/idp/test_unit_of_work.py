@@ -368,3 +368,54 @@ def test_nested_blocks_join_the_outer_transaction(app):
         assert not s.uow.active
     assert counter.commits == 1
     assert rows(app, select(User.id).where(User.id == user_id)) == [(user_id,)]
+
+
+# --- a first password on an account made without one (social sign-up) ----------------------
+
+
+def passwordless_user(app) -> str:
+    from idp.extensions import db
+
+    user_id = new_user(app)
+    with app.app_context(), services(app).uow.transaction():
+        db.session.get(User, user_id).password_hash = None
+    return user_id
+
+
+def test_first_password_commits_once_with_its_audit_notice_and_revocations(app):
+    user_id = passwordless_user(app)
+    keep, other = open_session(app, user_id), open_session(app, user_id)
+    issue_refresh(app, user_id, new_client(app))
+    with app.app_context():
+        auth_time = services(app).sessions.get(keep).auth_time
+    with app.app_context(), counting(app) as counter:
+        user = services(app).users.get(user_id)
+        services(app).profile.change_password(user, "", NEW_PASSWORD, ADDRESS, keep, auth_time)
+    assert counter.commits == 1, counter.statements
+    ended = dict(rows(app, select(SsoSession.id, SsoSession.revoked_at)))
+    assert ended[keep] is None and ended[other] is not None
+    assert all(r.revoked_at for r in rows(app, select(Grant.revoked_at)))
+    with app.app_context():
+        user = services(app).users.get(user_id)
+        assert services(app).hasher.verify(user.password_hash, NEW_PASSWORD)
+        kinds = [e.event_type for e in services(app).audit.recent(user_id)]
+        assert "password.set" in kinds and "password.changed" not in kinds
+        phone = user.phone
+    assert queued(app, phone)[-1].purpose == "password_set"
+
+
+def test_first_password_after_a_stale_sign_in_changes_nothing(app):
+    from idp.services.profile import REAUTH_WINDOW, FreshSignInNeeded
+
+    user_id = passwordless_user(app)
+    keep = open_session(app, user_id)
+    with app.app_context():
+        auth_time = services(app).sessions.get(keep).auth_time
+        user = services(app).users.get(user_id)
+        with pytest.raises(FreshSignInNeeded):
+            services(app).profile.change_password(
+                user, PASSWORD, NEW_PASSWORD, ADDRESS, keep, auth_time - REAUTH_WINDOW
+            )
+        with pytest.raises(FreshSignInNeeded):  # no session time at all
+            services(app).profile.start_contact_change(user, "+79995550299", "", ADDRESS)
+        assert services(app).users.get(user_id).password_hash is None
