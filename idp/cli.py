@@ -344,6 +344,7 @@ def linking_events(once: bool, wait: float) -> None:
     client = app.extensions["idp.linking"]
     if not isinstance(client, GrpcLinkingClient):
         raise click.ClickException("IDP_LINKING_TARGET is not set")
+    _serve_metrics(settings)  # its own, like `idp worker`'s: what Prometheus scrapes
 
     def cancel_on_stop() -> None:
         # Events fetched by a cancelled call were not handled: the stored cursor brings them
