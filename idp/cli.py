@@ -311,13 +311,21 @@ def users_create(login, family_name, given_name, middle_name, password_stdin, op
 
 
 @main.command("demo")
-def demo() -> None:
-    """Create the demo client and demo user if missing (idempotent; used by `make run`)."""
-    from idp.demo import ensure_demo
+@click.option(
+    "--shop-url", help="Base URL of the «Интернет-магазин» portal (http://127.0.0.1:8081)."
+)
+@click.option("--tv-url", help="Base URL of the «Домашнее ТВ» portal (http://127.0.0.1:8082).")
+def demo(shop_url: str | None, tv_url: str | None) -> None:
+    """Create the demo client and demo user if missing (idempotent; used by `make run`, which
+    passes where it serves the portals)."""
+    from idp.demo import ensure_demo, portal_urls
 
     app = _app()
     with app.app_context():
-        click.echo(ensure_demo(app))
+        try:
+            click.echo(ensure_demo(app, portal_urls(shop_url, tv_url)))
+        except IdpError as exc:
+            raise _fail(exc) from None
 
 
 @main.command("linking-events")
