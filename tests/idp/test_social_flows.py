@@ -106,6 +106,25 @@ def test_buttons_of_enabled_providers_only_in_the_help_pages_order(make_live):
     assert "Or sign in with a social network:" in english.text
 
 
+def test_provider_names_read_as_sentences_in_both_languages(make_live):
+    """«Данные из %(provider)s…», «%(provider)s привязан…» need a name that fits them (not the
+    plural «Одноклассники»), and the English pages say the names in English."""
+    live, providers = social_live(make_live, "ok", "yandex")
+    russian = requests.get(f"{live.url}/login?lang=ru").text
+    assert 'aria-label="Войти через OK"' in russian
+    assert 'aria-label="Войти через Яндекс ID"' in russian
+    english = requests.get(f"{live.url}/login?lang=en").text
+    assert 'aria-label="Sign in with OK"' in english
+    assert 'aria-label="Sign in with Yandex ID"' in english
+    assert "Одноклассники" not in russian + english and "Яндекс" not in english
+    providers["yandex"].person("new", "ya-1", given_name="Анна", family_name="Соколова")
+    http = requests.Session()
+    http.get(f"{live.url}/login?lang=en")
+    come_back(http, live, "yandex", code="new", state=start(http, live, "yandex"))
+    form = http.get(f"{live.url}/register").text
+    assert "Yandex ID" in form and "Яндекс" not in form
+
+
 def test_no_social_section_without_enabled_providers(live):
     page = requests.get(f"{live.url}/login")
     assert "соцсетей" not in page.text and "social-button" not in page.text
