@@ -217,6 +217,12 @@ def test_unknown_identity_signs_up_with_our_own_code_and_lands_at_the_portal(mak
     assert len(identities(live)) == 1
     shown = again.get(live.url + refused.headers["Location"].removeprefix(live.url))
     assert "Нельзя отвязать последний способ входа" in shown.text
+    # No password to type as «Текущий пароль»: the page offers to set one instead.
+    assert 'id="no-password"' in profile.text and 'href="/recover"' in profile.text
+    assert "current_password" not in profile.text
+    english = again.get(f"{live.url}/account/profile?lang=en")
+    assert "Your account has no password" in english.text and "Set a password" in english.text
+    assert again.get(f"{live.url}/recover").status_code == 200
 
 
 # --- attacks on the round trip --------------------------------------------------------------------
