@@ -415,6 +415,8 @@ def test_link_and_unlink_while_signed_in(make_live):
     assert identities(live) == [("google", "g-5", owner_id)]
     profile = http.get(live.url + back.headers["Location"].removeprefix(live.url))
     assert "Google привязан к учётной записи." in profile.text and "i@example.com" in profile.text
+    # Only the networks not linked yet are offered.
+    assert "Привязать Google" not in profile.text and "Привязать VK ID" in profile.text
     identity_id = re.search(r"/account/profile/social/(\d+)/unlink", profile.text).group(1)
     done = unlink(http, live, profile, identity_id)
     assert "unlinked=1" in done.headers["Location"] and identities(live) == []
