@@ -72,7 +72,7 @@ setup run: export LINKING_LISTEN := $(LINKING_LISTEN)
 setup: install proto
 	$(BIN)/idp db upgrade
 	$(BIN)/idp keys ensure
-	$(BIN)/idp demo
+	$(BIN)/idp demo --shop-url http://127.0.0.1:$(SHOP_PORT) --tv-url http://127.0.0.1:$(TV_PORT)
 	$(BIN)/linking-service db upgrade
 	$(BIN)/linking-service billing demo
 

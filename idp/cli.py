@@ -311,13 +311,21 @@ def users_create(login, family_name, given_name, middle_name, password_stdin, op
 
 
 @main.command("demo")
-def demo() -> None:
-    """Create the demo client and demo user if missing (idempotent; used by `make run`)."""
-    from idp.demo import ensure_demo
+@click.option(
+    "--shop-url", help="Base URL of the «Интернет-магазин» portal (http://127.0.0.1:8081)."
+)
+@click.option("--tv-url", help="Base URL of the «Домашнее ТВ» portal (http://127.0.0.1:8082).")
+def demo(shop_url: str | None, tv_url: str | None) -> None:
+    """Create the demo client and demo user if missing (idempotent; used by `make run`, which
+    passes where it serves the portals)."""
+    from idp.demo import ensure_demo, portal_urls
 
     app = _app()
     with app.app_context():
-        click.echo(ensure_demo(app))
+        try:
+            click.echo(ensure_demo(app, portal_urls(shop_url, tv_url)))
+        except IdpError as exc:
+            raise _fail(exc) from None
 
 
 @main.command("linking-events")
@@ -344,6 +352,7 @@ def linking_events(once: bool, wait: float) -> None:
     client = app.extensions["idp.linking"]
     if not isinstance(client, GrpcLinkingClient):
         raise click.ClickException("IDP_LINKING_TARGET is not set")
+    _serve_metrics(settings)  # its own, like `idp worker`'s: what Prometheus scrapes
 
     def cancel_on_stop() -> None:
         # Events fetched by a cancelled call were not handled: the stored cursor brings them

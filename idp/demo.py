@@ -24,8 +24,21 @@ DEMO_PORTALS = (
 )
 
 
-def ensure_demo(app) -> str:
+def portal_urls(shop: str | None = None, tv: str | None = None) -> dict[str, str]:
+    """The demo portals' base URLs by client id: the defaults, or where `make run` serves
+    them (``SHOP_PORT``, ``TV_PORT``)."""
+    urls = {client_id: base for _, client_id, _, base in DEMO_PORTALS}
+    for client_id, base in (("demo-shop", shop), ("demo-tv", tv)):
+        if base:
+            urls[client_id] = base.rstrip("/")
+    return urls
+
+
+def ensure_demo(app, portals: dict[str, str] | None = None) -> str:
+    """``portals``: each demo portal's base URL by client id (:func:`portal_urls`); a portal
+    client registered for another URL (an earlier run on other ports) is registered again."""
     services = app.extensions["idp.services"]
+    portals = portals or portal_urls()
     if services.clients.get(DEMO_CLIENT_ID) is None:
         services.clients.create(
             name=DEMO_CLIENT_NAME,
@@ -36,8 +49,13 @@ def ensure_demo(app) -> str:
             client_id=DEMO_CLIENT_ID,
             secret=DEMO_SECRET,
         )
-    for name, client_id, secret, base in DEMO_PORTALS:
-        if services.clients.get(client_id) is None:
+    for name, client_id, secret, _ in DEMO_PORTALS:
+        base = portals[client_id]
+        existing = services.clients.get(client_id)
+        if existing is not None and list(existing.redirect_uris) != [f"{base}/callback"]:
+            services.clients.delete(client_id, operator="idp demo")
+            existing = None
+        if existing is None:
             services.clients.create(
                 name=name,
                 redirect_uris=[f"{base}/callback"],
@@ -65,6 +83,8 @@ def ensure_demo(app) -> str:
         "Demo data:\n"
         f"  client_id={DEMO_CLIENT_ID} client_secret={DEMO_SECRET}\n"
         f"  redirect_uri={DEMO_REDIRECT}\n"
-        + "".join(f"  demo portal «{n}»: {b}/ (client_id={c})\n" for n, c, _, b in DEMO_PORTALS)
+        + "".join(
+            f"  demo portal «{n}»: {portals[c]}/ (client_id={c})\n" for n, c, _, _ in DEMO_PORTALS
+        )
         + f"  user login={DEMO_LOGIN} (or 8 999 000-00-01) password={DEMO_PASSWORD}"
     )

@@ -14,7 +14,9 @@ PROVIDERS: tuple[tuple[str, str, str], ...] = (
     # (name, button label, name shown in sentences)
     ("vkid", "VK", "VK ID"),
     ("mail", "@", "Mail"),
-    ("ok", "OK", "Одноклассники"),
+    # The network's own name since 2022: «Одноклассники» (plural) breaks the sentences
+    # «Данные из %s…», «%s привязан…».
+    ("ok", "OK", "OK"),
     ("yandex", "Я", "Яндекс ID"),
     ("google", "G", "Google"),
     ("facebook", "f", "Facebook"),

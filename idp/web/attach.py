@@ -97,11 +97,15 @@ def _progress(step: int) -> list[tuple[str, str]]:
 
 
 def _page(template: str, step: int, status: int = 200, **context):
+    person = _person()
     return (
         render_template(
             f"attach/{template}.html",
             progress=_progress(step),
             regions=REGIONS,
+            # The login link at the top right, as on the main page (the help pages' way to
+            # «Персональная информация»).
+            who=services().users.get(person.user_id) if person else None,
             **context,
         ),
         status,

@@ -14,6 +14,7 @@ from idp.services.verification import SecretRejected
 from idp.web import client_address, services
 from idp.web.cookies import current_session
 from idp.web.forms import flow_id, forget_flow, password_error, remember_flow, secret_error
+from idp.web.social import provider_name
 
 bp = Blueprint("profile", __name__, url_prefix="/account/profile")
 
@@ -74,7 +75,7 @@ def _page(user, sso, status=200, **messages):
         current_sid=sso.id,
         changed=request.args.get("changed"),
         social_linked=social.linked(user.id),
-        social_name=social.display_name,
+        social_name=provider_name,
         social_message=request.args.get("social_error") or request.args.get("unlinked"),
         social_just_linked=request.args.get("linked"),
         reauthenticated=request.args.get("reauthenticated"),

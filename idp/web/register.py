@@ -41,6 +41,7 @@ from idp.web.forms import (
     resend_step,
     secret_error,
 )
+from idp.web.social import provider_name
 
 bp = Blueprint("register", __name__)
 
@@ -68,9 +69,7 @@ def _step1(form=None, errors=None, status=200, captcha=False):
             errors=errors or {},
             regions=REGIONS,
             captcha=picture,
-            social_provider=(
-                services().social.display_name(social["profile"].provider) if social else None
-            ),
+            social_provider=provider_name(social["profile"].provider) if social else None,
             interaction=interaction_uid(),
             client_name=client_name(carried.client_id if carried else None),
         ),

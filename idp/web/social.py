@@ -57,10 +57,24 @@ STATUS = {"denied": 200, "unavailable": 503, "bad_response": 502, "config": 404}
 WRONG_PASSWORD = lazy_gettext("Неверный пароль.")
 
 
+# Provider names that differ by language (the services know the Russian ones).
+LOCAL_NAMES = {"yandex": lazy_gettext("Яндекс ID")}
+
+
+def provider_name(provider: str) -> str:
+    """The provider's name for a sentence of this page, in the page's language."""
+    local = LOCAL_NAMES.get(provider)
+    return str(local) if local else services().social.display_name(provider)
+
+
 @bp.app_context_processor
 def social_buttons():
     """The sign-in page's buttons: the enabled providers, in the help pages' order."""
-    return {"social_buttons": lambda: services().social.buttons()}
+    return {
+        "social_buttons": lambda: [
+            (name, label, provider_name(name)) for name, label, _ in services().social.buttons()
+        ]
+    }
 
 
 def _redirect_uri(provider: str) -> str:
@@ -78,7 +92,7 @@ def _binding() -> str:
 def _login_error(kind: str, provider: str, carried: CarriedAuthorization | None):
     """The sign-in page with the error; the portal's request (carried by the round trip,
     its interaction maybe gone) goes on with the page as a new interaction."""
-    name = services().social.display_name(provider)
+    name = provider_name(provider)
     message = str(ERRORS.get(kind, ERRORS["bad_response"])) % {"provider": name}
     return render_template(
         "login.html",
@@ -169,7 +183,7 @@ def _proof_page(row, error=None, status=200, sent=None):
     phone, email = proofs.phone(row), proofs.email(row)
     return render_template(
         "social/proof.html",
-        provider=services().social.display_name(row.payload["social"]["provider"]),
+        provider=provider_name(row.payload["social"]["provider"]),
         masked=mask_contact(row.contact_value),
         has_password=proofs.has_password(row),
         phone=mask_contact(phone) if phone else None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from demo_portals.config import ConfigError, load_settings
-from idp.demo import DEMO_PORTALS, ensure_demo
+from idp.demo import DEMO_PORTALS, ensure_demo, portal_urls
 
 
 def test_defaults_are_make_run():
@@ -63,3 +63,23 @@ def test_idp_demo_registers_the_portals_as_they_expect(live):
             assert "linking" in client.scopes and client.first_party
             assert clients.check_secret(client, portal.client_secret)
     assert len(DEMO_PORTALS) == 2
+
+
+@pytest.mark.parametrize("profile", ["embedded"], indirect=True)
+def test_idp_demo_registers_the_portals_where_make_run_serves_them(live):
+    """`make run SHOP_PORT=… TV_PORT=…`: «Войти через ЕЛК» must not end at «redirect_uri is
+    not registered»; a later run on other ports registers them again."""
+    with live.ctx():
+        clients = live.services.clients
+        for shop, tv in ((18081, 18082), (28081, 28082)):
+            urls = portal_urls(f"http://127.0.0.1:{shop}", f"http://127.0.0.1:{tv}/")
+            printed = ensure_demo(live.app, urls)
+            for key, port in (("shop", shop), ("tv", tv)):
+                env = {f"PORTAL_{key.upper()}_PORT": str(port)}
+                portal = load_settings(key, env)
+                client = clients.get(portal.client_id)
+                assert client.redirect_uris == [portal.redirect_uri]
+                assert client.post_logout_redirect_uris == [portal.post_logout_redirect_uri]
+                assert client.backchannel_logout_uri == portal.backchannel_logout_uri
+                assert clients.check_secret(client, portal.client_secret)
+                assert f"http://127.0.0.1:{port}/ (client_id={portal.client_id})" in printed

@@ -142,3 +142,13 @@ def test_the_legacy_upgrade_can_take_the_names_typed_in_step_one(live):
             "Игоревна",
         )
         assert user.status == "active"
+
+
+def test_every_page_names_an_icon_that_is_served(live):
+    """Without one the browser asks for /favicon.ico on every page and logs a 404."""
+    page = requests.get(f"{live.url}/login")
+    icon = re.search(r'<link rel="icon" type="image/svg\+xml" href="([^"]+)"', page.text)
+    assert icon, "no icon link"
+    served = requests.get(live.url + icon.group(1))
+    assert served.status_code == 200 and served.headers["Content-Type"].startswith("image/svg")
+    assert "<svg" in served.text

@@ -106,6 +106,25 @@ def test_buttons_of_enabled_providers_only_in_the_help_pages_order(make_live):
     assert "Or sign in with a social network:" in english.text
 
 
+def test_provider_names_read_as_sentences_in_both_languages(make_live):
+    """«Данные из %(provider)s…», «%(provider)s привязан…» need a name that fits them (not the
+    plural «Одноклассники»), and the English pages say the names in English."""
+    live, providers = social_live(make_live, "ok", "yandex")
+    russian = requests.get(f"{live.url}/login?lang=ru").text
+    assert 'aria-label="Войти через OK"' in russian
+    assert 'aria-label="Войти через Яндекс ID"' in russian
+    english = requests.get(f"{live.url}/login?lang=en").text
+    assert 'aria-label="Sign in with OK"' in english
+    assert 'aria-label="Sign in with Yandex ID"' in english
+    assert "Одноклассники" not in russian + english and "Яндекс" not in english
+    providers["yandex"].person("new", "ya-1", given_name="Анна", family_name="Соколова")
+    http = requests.Session()
+    http.get(f"{live.url}/login?lang=en")
+    come_back(http, live, "yandex", code="new", state=start(http, live, "yandex"))
+    form = http.get(f"{live.url}/register").text
+    assert "Yandex ID" in form and "Яндекс" not in form
+
+
 def test_no_social_section_without_enabled_providers(live):
     page = requests.get(f"{live.url}/login")
     assert "соцсетей" not in page.text and "social-button" not in page.text
@@ -198,6 +217,12 @@ def test_unknown_identity_signs_up_with_our_own_code_and_lands_at_the_portal(mak
     assert len(identities(live)) == 1
     shown = again.get(live.url + refused.headers["Location"].removeprefix(live.url))
     assert "Нельзя отвязать последний способ входа" in shown.text
+    # No password to type as «Текущий пароль»: the page says so and, the sign-in being fresh,
+    # offers to set one without it (tests/idp/test_passwordless_profile.py for the rest).
+    assert 'id="no-password"' in profile.text and "Пароль не задан" in profile.text
+    assert "current_password" not in profile.text
+    english = again.get(f"{live.url}/account/profile?lang=en")
+    assert "No password is set" in english.text and "Set a password" in english.text
 
 
 # --- attacks on the round trip --------------------------------------------------------------------
@@ -390,6 +415,8 @@ def test_link_and_unlink_while_signed_in(make_live):
     assert identities(live) == [("google", "g-5", owner_id)]
     profile = http.get(live.url + back.headers["Location"].removeprefix(live.url))
     assert "Google привязан к учётной записи." in profile.text and "i@example.com" in profile.text
+    # Only the networks not linked yet are offered.
+    assert "Привязать Google" not in profile.text and "Привязать VK ID" in profile.text
     identity_id = re.search(r"/account/profile/social/(\d+)/unlink", profile.text).group(1)
     done = unlink(http, live, profile, identity_id)
     assert "unlinked=1" in done.headers["Location"] and identities(live) == []

@@ -149,6 +149,9 @@ def test_attach_by_number_over_http(cabinet):
     assert "Укажите данные для привязки лицевого счёта" in step1.text
     assert "12 цифр из Договора на оказание услуг связи" in step1.text
     assert "*Поля, обязательные для заполнения" in step1.text
+    # the login link at the top right, as on the main page
+    assert 'id="person-name">Мария Иванова<' in step1.text
+    assert 'href="/account/profile">Персональная информация</a>' in step1.text
     # no CSRF token: refused, nothing started
     assert http.post(f"{live.url}/account/attach", data={"region": REGION}).status_code == 403
     bad = _post(http, live, "/account/attach", step1, region=REGION, account_number="12345")
@@ -174,6 +177,7 @@ def test_attach_by_number_over_http(cabinet):
     assert done.url.endswith("/account/attach/result"), done.url
     assert f"Лицевой счёт № {NUMBER} привязан" in done.text
     assert done.text.count("✓") == 3
+    assert 'id="person-name">Мария Иванова<' in done.text
     home = http.get(f"{live.url}/account")
     assert f"ЛС № {NUMBER}" in home.text and REGION in home.text
     assert "Домашний Интернет" in home.text and "Лицевые счета не найдены" not in home.text

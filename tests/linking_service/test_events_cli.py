@@ -6,9 +6,12 @@ import json
 import subprocess
 import sys
 
+import requests
+
 from idp.adapters.linking_grpc import GrpcLinkingClient
 from tests.conftest import base_env
 from tests.linking_service.test_idp_auto_attach import mint
+from tests.processes import free_port, wait_until
 
 
 def run(env, *args):
@@ -28,6 +31,41 @@ def test_needs_a_target_and_reports_an_unreachable_service(databases, tmp_path):
     down = run({**env, "IDP_LINKING_TARGET": "127.0.0.1:1"}, "--once", "--wait", "0.5")
     assert down.returncode != 0 and "linking service" in down.stderr
     assert "Traceback" not in down.stderr
+
+
+def test_serves_its_metrics_on_idp_metrics_port(databases, tmp_path):
+    """deploy/k8s has Prometheus scrape the linking-events pod like ``idp worker``'s: the
+    process serves ``/metrics`` on IDP_METRICS_PORT, even while the linking service is down."""
+    port = free_port()
+    env = {
+        **base_env(databases["embedded"], tmp_path),
+        "PATH": "/usr/bin:/bin",
+        "IDP_LINKING_TARGET": "127.0.0.1:1",
+        "IDP_METRICS_PORT": str(port),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "idp.cli", "linking-events", "--wait", "0.5"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def metrics():
+        assert proc.poll() is None, proc.stderr.read()
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        except requests.ConnectionError:
+            return None
+
+    try:
+        response = wait_until(metrics, 60, "idp linking-events' /metrics")
+        assert response.status_code == 200
+        assert "process_" in response.text or "python_" in response.text
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        proc.stderr.close()
 
 
 # --- against the real linking service -------------------------------------------------------
