@@ -257,9 +257,9 @@ def proof_link(token: str):
 # --- «Персональная информация»: link another, unlink ----------------------------------------
 
 
-@bp.post("/account/profile/social/link")
-def link():
-    """«Привязать»: a round trip while signed in (POST with CSRF: nobody else can start it)."""
+def _round_trip_for_signed_in(**purpose):
+    """A round trip started by a signed-in person from «Персональная информация» (POST with
+    CSRF: nobody else can start it); ``purpose``: ``link_user`` or ``reauth_user``."""
     sso = current_session()
     if sso is None:
         return redirect(url_for("auth.login"), code=303)
@@ -269,31 +269,24 @@ def link():
             provider,
             binding=_binding(),
             redirect_uri=_redirect_uri(provider),
-            link_user=sso.user_id,
+            **{name: sso.user_id for name in purpose},
         )
     except SocialError:
         return redirect(url_for("profile.show", social_error="unavailable"), code=303)
     return redirect(url, code=303)
+
+
+@bp.post("/account/profile/social/link")
+def link():
+    """«Привязать»: link another network to the signed-in account."""
+    return _round_trip_for_signed_in(link_user=True)
 
 
 @bp.post("/account/profile/social/reauth")
 def reauth():
     """«Войти ещё раз через …»: the fresh sign-in an account without a password gives instead
     of the current password (:mod:`idp.services.profile`); back to the profile page."""
-    sso = current_session()
-    if sso is None:
-        return redirect(url_for("auth.login"), code=303)
-    provider = request.form.get("provider", "")
-    try:
-        url = services().social.begin(
-            provider,
-            binding=_binding(),
-            redirect_uri=_redirect_uri(provider),
-            reauth_user=sso.user_id,
-        )
-    except SocialError:
-        return redirect(url_for("profile.show", social_error="unavailable"), code=303)
-    return redirect(url, code=303)
+    return _round_trip_for_signed_in(reauth_user=True)
 
 
 @bp.post("/account/profile/social/<int:identity_id>/unlink")
