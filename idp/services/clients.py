@@ -29,7 +29,7 @@ from idp.domain.urls import check_redirect_uri
 from idp.persistence import UnitOfWork
 from idp.ports import EphemeralStore, StoreUnavailable
 from idp.services.audit import AuditService
-from idp.services.crypto import KeyedDigest, new_token
+from idp.services.crypto import KeyedDigest, new_client_id, new_token
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
@@ -156,7 +156,7 @@ class ClientService:
         if client_id is not None and (not client_id or len(client_id) > 64 or self.get(client_id)):
             raise ValidationError("client_id is empty, too long or taken", "client_id")
         client = Client(
-            client_id=client_id or new_token(18),
+            client_id=client_id or new_client_id(),
             name=name,
             secret_digest=self._digest.digest(secret) if secret else None,
             public=public,

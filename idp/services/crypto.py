@@ -18,6 +18,15 @@ def new_token(nbytes: int = 32) -> str:
     return secrets.token_urlsafe(nbytes)
 
 
+def new_client_id() -> str:
+    """A client_id (144 random bits, URL-safe) that never starts with ``-``: an operator
+    types it on command lines (``idp clients delete ID``), where it would read as an option."""
+    while True:
+        value = secrets.token_urlsafe(18)
+        if not value.startswith("-"):
+            return value
+
+
 def sha256_hex(value: str) -> str:
     """Lookup digest of a high-entropy secret (codes, refresh tokens, session ids)."""
     return hashlib.sha256(value.encode()).hexdigest()

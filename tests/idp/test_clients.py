@@ -270,3 +270,13 @@ def test_client_id_must_be_unique(live):
             clients.create(name="Fixed again", redirect_uris=CB, client_id="fixed-id")
         assert info.value.field == "client_id"
         assert clients.require("fixed-id").name == "Fixed"
+
+
+def test_generated_client_ids_never_read_as_command_line_options():
+    """token_urlsafe starts with ``-`` once in 64 draws; `idp clients delete -Pby…` then
+    failed with "No such option '-P'" (seen in CI). 4,000 draws: a regression shows at once."""
+    from idp.services.crypto import new_client_id
+
+    ids = [new_client_id() for _ in range(4000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert len(set(ids)) == len(ids) and all(len(i) == 24 for i in ids)
