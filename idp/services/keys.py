@@ -55,7 +55,12 @@ class KeyService:
         self._cache_seconds = cache_seconds
         self._cache: tuple[float, dict[str, tuple[str, object]], dict] | None = None
         self._keyset: tuple[dict, KeySet] | None = None
+        # Private keys parsed once per kid (a kid's key never changes): importing an RSA key
+        # costs ~70 ms of CPU, which every reload of the view used to pay again.
+        self._parsed: dict[str, object] = {}
         self._lock = threading.Lock()
+        # One thread reloads an expired view; the others go on with the previous one meanwhile.
+        self._reload = threading.Lock()
 
     # --- administration -------------------------------------------------------------
 
@@ -165,9 +170,35 @@ class KeyService:
 
     def _load(self) -> tuple[dict[str, tuple[str, object]], dict]:
         now = self._clock()
-        with self._lock:
-            if self._cache and now - self._cache[0] < self._cache_seconds:
-                return self._cache[1], self._cache[2]
+        cache = self._cache
+        if cache and now - cache[0] < self._cache_seconds:
+            return cache[1], cache[2]
+        if cache is not None and not self._reload.acquire(blocking=False):
+            # Another thread is reloading an expired view: this one keeps the previous view
+            # for the moment (it was valid a cache period ago; a new key is published
+            # propagation_delay seconds before it signs, which covers this).
+            return cache[1], cache[2]
+        if cache is None:
+            self._reload.acquire()
+        try:
+            return self._reload_view()
+        finally:
+            self._reload.release()
+
+    def _private(self, row: SigningKey) -> object:
+        key = self._parsed.get(row.kid)
+        if key is None:
+            private = json.loads(self._sealer.open(row.private_jwk_enc, row.kid))
+            key_cls = ECKey if row.alg == "ES256" else RSAKey
+            key = key_cls.import_key(private, {"kid": row.kid})
+            self._parsed[row.kid] = key
+        return key
+
+    def _reload_view(self) -> tuple[dict[str, tuple[str, object]], dict]:
+        now = self._clock()
+        cache = self._cache
+        if cache and now - cache[0] < self._cache_seconds:
+            return cache[1], cache[2]  # reloaded by another thread while this one waited
         active: dict[str, tuple[str, object]] = {}
         published = []
         rows = self._db.scalars(select(SigningKey).order_by(SigningKey.created_at.desc()))
@@ -178,9 +209,9 @@ class KeyService:
             starts = row.activates_at if row.activates_at is not None else row.created_at
             signing = starts <= now and (row.retired_at is None or row.retired_at > now)
             if signing and row.alg not in active:
-                private = json.loads(self._sealer.open(row.private_jwk_enc, row.kid))
-                key_cls = ECKey if row.alg == "ES256" else RSAKey
-                active[row.alg] = (row.kid, key_cls.import_key(private, {"kid": row.kid}))
+                active[row.alg] = (row.kid, self._private(row))
+        # Parsed keys of rows gone or retired from signing are dropped with the old view.
+        self._parsed = {kid: key for kid, key in self._parsed.items() if kid in _kids(active)}
         # A cache miss inside a use case must not end its transaction (KeyService shares the
         # session); outside one, the read transaction ends here.
         self._uow.end_read()
@@ -270,3 +301,7 @@ class KeyService:
         except (JoseError, ValueError, TypeError) as exc:
             raise TokenInvalid(str(exc)) from exc
         return decoded.claims
+
+
+def _kids(active: dict[str, tuple[str, object]]) -> set[str]:
+    return {kid for kid, _ in active.values()}

@@ -338,3 +338,78 @@ def test_verify_checks_the_issuer_when_asked(live):
 def test_sign_refuses_an_algorithm_without_key(live):
     with live.ctx(), pytest.raises(SigningKeyMissing):
         live.services.keys.sign(claims(live), "HS256")
+
+
+# --- the cached view ----------------------------------------------------------------------
+
+
+def test_private_keys_are_parsed_once_per_kid(live, monkeypatch):
+    """Importing an RSA private key costs tens of ms of CPU: a reload of the expired view
+    (every cache period, on every replica) re-reads the rows but parses only new kids."""
+    from idp.extensions import db
+
+    parsed: list[str] = []
+    for cls in (ECKey, RSAKey):
+        original = cls.import_key.__func__
+
+        def counting(klass, value, parameters=None, password=None, original=original):
+            if isinstance(value, dict) and "d" in value:  # a private key
+                parsed.append((parameters or {}).get("kid", "?"))
+            return original(klass, value, parameters, password)
+
+        monkeypatch.setattr(cls, "import_key", classmethod(counting))
+    with live.ctx():
+        keys = KeyService(db.session, Sealer(secret_key(live)), 600, clock=live.clock)
+        first = {alg: header_of(keys.sign(claims(live), alg))["kid"] for alg in SUPPORTED_ALGS}
+        assert sorted(parsed) == sorted(first.values())
+        for _ in range(3):
+            live.clock.advance(31)  # past the 30 s view: reloaded from the database
+            for alg in SUPPORTED_ALGS:
+                assert header_of(keys.sign(claims(live), alg))["kid"] == first[alg]
+        assert sorted(parsed) == sorted(first.values())
+        new = keys.rotate("ES256", activate_in=0)
+        assert header_of(keys.sign(claims(live), "ES256"))["kid"] == new
+        assert parsed.count(new) == 1 and len(parsed) == len(first) + 1
+
+
+def test_an_expired_view_is_reloaded_by_one_thread(live, monkeypatch):
+    """While one request reloads the expired view, the others sign with the previous one
+    instead of each reading and parsing the keys again (a thundering herd on every replica)."""
+    import threading
+
+    from idp.extensions import db
+
+    with live.ctx():
+        keys = KeyService(db.session, Sealer(secret_key(live)), 600, clock=live.clock)
+        kid = header_of(keys.sign(claims(live), "ES256"))["kid"]
+        live.clock.advance(31)
+        entered, release = threading.Event(), threading.Event()
+        reloads = []
+        original = keys._reload_view
+
+        def slow_reload():
+            reloads.append(threading.current_thread().name)
+            entered.set()
+            assert release.wait(10)
+            return original()
+
+        monkeypatch.setattr(keys, "_reload_view", slow_reload)
+        results: list[str] = []
+
+        def sign_in_thread():
+            with live.ctx():
+                results.append(header_of(keys.sign(claims(live), "ES256"))["kid"])
+
+        reloader = threading.Thread(target=sign_in_thread, name="reloader")
+        reloader.start()
+        assert entered.wait(10)
+        # The view is expired and being reloaded: other threads do not wait for it.
+        others = [threading.Thread(target=sign_in_thread) for _ in range(3)]
+        for thread in others:
+            thread.start()
+        for thread in others:
+            thread.join(10)
+        assert results == [kid, kid, kid]
+        release.set()
+        reloader.join(10)
+        assert results == [kid] * 4 and reloads == ["reloader"]
