@@ -16,6 +16,9 @@ timeout = 30
 # this long (keep it below the orchestrator's terminationGracePeriodSeconds), then exits.
 graceful_timeout = int(os.environ.get("IDP_GRACEFUL_TIMEOUT", "20"))
 keepalive = 5
+# Each worker touches (os.utime) its heartbeat file on every turn of its loop: on tmpfs that
+# is a memory write, on the image's root disk (overlayfs) a filesystem metadata update.
+worker_tmp_dir = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None  # noqa: S108 - tmpfs
 max_requests = 10000
 max_requests_jitter = 1000
 accesslog = "-"

@@ -12,8 +12,8 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
-import uuid
 from datetime import UTC, datetime
 
 #: The HTTP header and the gRPC metadata key that carry the id between hops.
@@ -26,8 +26,15 @@ _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("reques
 _SANE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:=-]{0,63}")
 
 
+# The variant nibble of RFC 9562 (binary 10xx) for each hex digit drawn.
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
+
+
 def new_request_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID, as ``str(uuid.uuid4())`` writes it, built from 16 random
+    bytes without the UUID object (a third of the cost; this runs on every request)."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 def accept_request_id(value: str | None) -> str:

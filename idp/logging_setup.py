@@ -12,8 +12,10 @@ lines included, each with the request id the response carried (``X-Request-Id``)
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
 
 from gunicorn.glogging import Logger, SafeAtoms
 from werkzeug.serving import WSGIRequestHandler
@@ -27,6 +29,20 @@ from idp.logredact import REDACTED, formatter, protect, redact_target, redact_te
 _HIDDEN = ("authorization", "cookie")
 
 
+@functools.lru_cache(maxsize=256)
+def _hidden(key: str) -> bool:
+    """An atom never printed (the keys come from ``access_log_format``: a few)."""
+    return any(word in key.lower() for word in _HIDDEN)
+
+
+# Atoms gunicorn makes itself (time, status, sizes, durations, pid): nothing of the client's,
+# and the whole line passes the RedactingFilter anyway.
+_SERVER_MADE = frozenset({"t", "l", "s", "b", "B", "T", "D", "M", "L", "p"})
+
+# ``%(name)s`` in gunicorn's access_log_format; ``{header}i`` names are case-insensitive.
+_ATOM = re.compile(r"%\(([^)]*)\)")
+
+
 class RedactedAtoms(SafeAtoms):
     """The access log's atoms, each redacted when the format asks for it: the request line
     (``r``), path (``U``), query (``q``), Referer (``f``), and any ``{header}i``, ``{header}o``
@@ -36,7 +52,9 @@ class RedactedAtoms(SafeAtoms):
         value = super().__getitem__(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
             return value
-        if any(word in key.lower() for word in _HIDDEN):
+        if key in _SERVER_MADE:
+            return value
+        if _hidden(key):
             return REDACTED
         return redact_text(str(value))
 
@@ -65,6 +83,19 @@ class GunicornLogger(Logger):
             for handler in self.error_log.handlers + self.access_log.handlers:
                 handler.setFormatter(formatter("json"))
         protect(self.error_log, self.access_log, root)
+        names = _ATOM.findall(cfg.access_log_format)
+        self._atom_names = frozenset(n.lower() if n.startswith("{") else n for n in names)
+        self._request_headers = any(n.endswith("}i") for n in self._atom_names)
+
+    def atoms(self, resp, req, environ, request_time) -> dict:
+        """gunicorn's atoms, only those the format prints: it builds one per request header,
+        response header and environ variable, and SafeAtoms copies (and RedactedAtoms would
+        look at) each; the default format prints nine."""
+        if not self._request_headers:
+            req = ()  # gunicorn iterates it as the request's headers
+        names = self._atom_names
+        atoms = super().atoms(resp, req, environ, request_time)
+        return {k: v for k, v in atoms.items() if k in names}
 
     def access(self, resp, req, environ, request_time) -> None:
         """The access line, carrying the request id of the response it describes."""

@@ -136,10 +136,23 @@ class ObservedLinkingCalls(grpc.UnaryUnaryClientInterceptor):
         return outcome
 
 
+# (endpoint, method, status) → the counter's and the histogram's children. ``labels()`` takes
+# a lock and checks and converts its arguments on every call; the label sets are few (Flask
+# endpoints × methods × statuses), so each pair is looked up once per process.
+_request_series: dict[tuple[str, str, int], tuple] = {}
+
+
 def observe_request(endpoint: str, method: str, status: int, seconds: float) -> None:
-    labels = (endpoint, method, str(status))
-    HTTP_REQUESTS.labels(*labels).inc()
-    HTTP_LATENCY.labels(*labels).observe(seconds)
+    key = (endpoint, method, status)
+    series = _request_series.get(key)
+    if series is None:
+        labels = (endpoint, method, str(status))
+        series = _request_series[key] = (
+            HTTP_REQUESTS.labels(*labels),
+            HTTP_LATENCY.labels(*labels),
+        )
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 def instrument_pool(engine) -> None:

@@ -81,6 +81,7 @@ def register_web(app: Flask) -> None:
     )
     for module in blueprints:
         app.register_blueprint(module.bp)
+    security.init_sessions(app)
     for view in (
         oauth.authorize,
         oauth.token,

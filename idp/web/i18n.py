@@ -126,6 +126,8 @@ def select_locale() -> str:
 
 def remember_choice(response):
     """Keep an explicit ``?lang=`` in a cookie (and in the sign-in it was made during)."""
+    if not request.query_string:
+        return response  # no query, no choice: the API's requests end here, unparsed
     lang = explicit_choice()
     if lang is None:
         return response

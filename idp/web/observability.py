@@ -28,7 +28,10 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
 def _request_id() -> str:
-    value = accept_request_id(request.headers.get(HEADER))
+    sent = request.headers.get(HEADER)
+    if not sent:
+        return new_request_id()
+    value = accept_request_id(sent)
     # A header is the caller's text: one that the log filter would rewrite is not an id.
     return value if redact_text(value) == value else new_request_id()
 

@@ -1,10 +1,12 @@
-"""Security headers on every response and a same-origin check on every form POST."""
+"""Security headers on every response; a same-origin check and the CSRF token on every form
+POST; and no browser machinery (cookie session, CSRF, locale) on the JSON endpoints."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, request
+from flask import Flask, abort, current_app, request
+from flask.sessions import SecureCookieSessionInterface
 
 from idp.web import settings
 
@@ -18,6 +20,23 @@ API_ENDPOINTS = {
     "oauth.end_session",
 }
 
+# Endpoints that answer JSON to programs, never a page to a browser: they neither read nor
+# write the Flask session cookie (Flask-WTF's CSRF token lives there), render nothing, and need
+# no locale. Each is a fixed path; security headers still go on every response.
+JSON_ENDPOINTS = frozenset(
+    {
+        "discovery.openid_configuration",
+        "discovery.oauth_metadata",
+        "discovery.jwks",
+        "health.healthz",
+        "health.readyz",
+        "oauth.token",
+        "oauth.userinfo",
+        "oauth.revoke",
+        "oauth.introspect",
+    }
+)
+
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "form-action 'self' {actions}; frame-ancestors 'none'; base-uri 'none'"
@@ -29,12 +48,22 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def check_same_origin() -> None:
-    """Refuse cross-site form posts before CSRF tokens are even looked at (checklist 36)."""
+def check_form_post() -> None:
+    """Refuse cross-site form posts before CSRF tokens are even looked at (checklist 36),
+    then check the form's CSRF token (Flask-WTF; its own hook is off, WTF_CSRF_CHECK_DEFAULT,
+    so that a GET or an API call does not pay for it)."""
     if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
         return
     if request.endpoint in API_ENDPOINTS:
         return
+    check_same_origin()
+    if current_app.config["WTF_CSRF_ENABLED"]:
+        from idp.extensions import csrf
+
+        csrf.protect(apply_exemptions=True)
+
+
+def check_same_origin() -> None:
     fetch_site = request.headers.get("Sec-Fetch-Site")
     if fetch_site in ("cross-site", "same-site"):
         abort(403)
@@ -72,6 +101,42 @@ def set_headers(response):
     return response
 
 
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, not opened on the JSON endpoints' paths (a null session:
+    nothing read, nothing written, no ``Vary: Cookie``), and with its signer built once per
+    secret instead of once per request."""
+
+    def __init__(self, json_paths: frozenset[str]) -> None:
+        self.json_paths = json_paths
+        self._signers: dict = {}
+
+    def get_signing_serializer(self, app):
+        key = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        signer = self._signers.get(key)
+        if signer is None:
+            signer = self._signers[key] = super().get_signing_serializer(app)
+        return signer
+
+    def open_session(self, app, request):
+        if request.path in self.json_paths:
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+
+def json_paths(app: Flask) -> frozenset[str]:
+    """The paths of :data:`JSON_ENDPOINTS` (rules without variables, all of them)."""
+    rules = [rule for rule in app.url_map.iter_rules() if rule.endpoint in JSON_ENDPOINTS]
+    if any(rule.arguments for rule in rules):
+        raise RuntimeError("a JSON endpoint's path must be fixed (no variables)")
+    return frozenset(rule.rule for rule in rules)
+
+
 def init_app(app: Flask) -> None:
-    app.before_request(check_same_origin)
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False  # check_form_post calls it on form posts
+    app.before_request(check_form_post)
     app.after_request(set_headers)
+
+
+def init_sessions(app: Flask) -> None:
+    """After every blueprint is registered: the JSON endpoints' paths are known then."""
+    app.session_interface = SessionInterface(json_paths(app))

@@ -182,3 +182,101 @@ def test_gunicorn_logger_sends_the_apps_own_loggers_through_the_filter():
     assert "RuntimeError: /confirm/[redacted]" in log, log
     for needle in (token, phone[2:], email.split("@")[0]):
         assert needle not in log, log
+
+
+def test_the_fast_path_changes_nothing_the_full_rules_would_change():
+    """redact_text skips the full pattern when a cheap test says it could not match: on
+    generated text (secret paths, queries, contacts, long and random words, non-ASCII digits and
+    letters mixed in) the answer is always the full pattern's."""
+    import random
+
+    from idp.logredact import _PATTERN, _replace
+
+    rng = random.Random(10)
+    pieces = [
+        "GET ",
+        " HTTP/1.1",
+        "/recover/",
+        "/confirm/",
+        "/consent/",
+        "/authorize/resume/",
+        "/login/social/proof/",
+        "/.well-known/openid-configuration",
+        "?",
+        "&",
+        "=",
+        "@",
+        "%40",
+        "%2B",
+        "+",
+        "79991234567",
+        "89161234567",
+        "+7999123456",
+        "٨٩١٢٣٤٥٦٧٨٩٠",  # Arabic-Indic digits: \d matches them
+        "١٢٣٤٥٦٧٨٩",
+        "89",
+        "анна",
+        "openid-configuration",
+        "InFailedSqlTransaction",
+        "3f2a1b4c-1234-4abc-8def-0123456789ab",
+        "a",
+        "Z",
+        "7",
+        "8",
+        "9",
+        "-",
+        "_",
+        ".",
+        " ",
+        '"',
+        "/",
+    ]
+    texts = [secrets.token_urlsafe(rng.randint(10, 40)) for _ in range(200)]
+    texts += ["".join(rng.choices(pieces, k=rng.randint(1, 14))) for _ in range(20_000)]
+    for text in texts:
+        assert redact_text(text) == _PATTERN.sub(_replace, text), text
+
+
+def test_gunicorn_logger_prints_the_atoms_the_format_names(tmp_path):
+    """The access log builds only the atoms its format prints; headers and environ atoms an
+    operator adds still come out (redacted), and a credential never does."""
+    import datetime
+    import types
+
+    from gunicorn.config import Config
+
+    from idp.logging_setup import GunicornLogger
+
+    token = secrets.token_urlsafe(32)
+    cfg = Config()
+    cfg.set("accesslog", str(tmp_path / "access.log"))
+    cfg.set(
+        "access_log_format",
+        '%(h)s "%(r)s" %(s)s %(b)s "%({User-Agent}i)s" %({x-request-id}o)s '
+        "%({raw_uri}e)s %({authorization}i)s %(u)s",
+    )
+    logger = GunicornLogger(cfg)
+    resp = types.SimpleNamespace(
+        status="200 OK", sent=12, headers=[("X-Request-Id", "req-1"), ("Content-Length", "12")]
+    )
+    req = types.SimpleNamespace(
+        headers=[("USER-AGENT", "curl/8.0"), ("AUTHORIZATION", f"Bearer {token}")]
+    )
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": f"/recover/{token}",
+        "PATH_INFO": f"/recover/{token}",
+        "QUERY_STRING": "",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "10.0.0.1",
+        "HTTP_AUTHORIZATION": f"Bearer {token}",
+    }
+    logger.access(resp, req, environ, datetime.timedelta(milliseconds=3))
+    for handler in logger.access_log.handlers:
+        handler.flush()
+    line = (tmp_path / "access.log").read_text()
+    assert (
+        '10.0.0.1 "GET /recover/[redacted] HTTP/1.1" 200 12 "curl/8.0" req-1 '
+        "/recover/[redacted] [redacted] -"
+    ) in line, line
+    assert token not in line
