@@ -18,6 +18,7 @@ _NOTE_CLIENT = {
 class SqlSessionStore:
     def __init__(self, session: Session | scoped_session) -> None:
         self._db = session
+        self._postgresql: bool | None = None  # the bind's dialect, looked up once
 
     def add(self, session: SsoSession) -> None:
         self._db.add(session)
@@ -61,8 +62,11 @@ class SqlSessionStore:
         # One statement whether the pair is there or not: a pair already noted (by an
         # earlier or a parallel token request) is left as it is, rather than failing with an
         # IntegrityError that would end the caller's whole unit of work.
-        statement = _NOTE_CLIENT[self._db.get_bind().dialect.name == "postgresql"]
-        self._db.execute(statement, {"session_id": session_id, "client_id": client_id})
+        if self._postgresql is None:
+            self._postgresql = self._db.get_bind().dialect.name == "postgresql"
+        self._db.execute(
+            _NOTE_CLIENT[self._postgresql], {"session_id": session_id, "client_id": client_id}
+        )
 
     def clients_of(self, session_id: str) -> list[Client]:
         return list(

@@ -71,7 +71,9 @@ class SqlTokenStore:
 
     def add_grant(self, grant: Grant) -> None:
         # One INSERT now, not an ORM flush at commit; the instance stays detached (as the
-        # memory twin's are), which is all its callers read.
+        # memory twin's are), which is all its callers read. Session.execute autoflushes
+        # before Core statements too (SQLAlchemy 2.0, #9809): a user or client the unit of
+        # work made as objects is written first, as the grant's foreign keys need.
         self._db.execute(_INSERT_GRANT, {k: getattr(grant, k) for k in _GRANT_COLUMNS})
 
     def grant(self, grant_id: str) -> Grant | None:
