@@ -45,8 +45,10 @@ class TokenStore(Protocol):
 
     def code_by_hash(self, code_hash: str) -> AuthorizationCode | None: ...
 
-    def consume_code(self, code_id: int, now: int) -> bool:
-        """``UPDATE … SET consumed_at WHERE consumed_at IS NULL``; True for the one winner."""
+    def claim_code(self, code_hash: str, client_id: str, now: int) -> AuthorizationCode | None:
+        """Redeem a code in one step (``UPDATE … SET consumed_at WHERE code_hash AND
+        client_id AND consumed_at IS NULL RETURNING``): the code as claimed for the one
+        winner; None when it is unknown, another client's, or consumed already."""
         ...
 
     def add_grant(self, grant: Grant) -> None: ...
@@ -57,10 +59,11 @@ class TokenStore(Protocol):
 
     def grant_by_jti(self, jti: str) -> Grant | None: ...
 
-    def rotate(self, grant_id: str, now: int) -> Grant | None:
-        """Claim a live refresh token for one rotation (``UPDATE … SET rotated_at WHERE
-        rotated_at IS NULL AND revoked_at IS NULL AND family_expires_at > now RETURNING``);
-        the claimed grant, or None when it was rotated, revoked or expired meanwhile."""
+    def claim_refresh(self, refresh_hash: str, client_id: str, now: int) -> Grant | None:
+        """Claim a live refresh token of ``client_id`` for one rotation, in one step
+        (``UPDATE … SET rotated_at WHERE refresh_hash AND client_id AND rotated_at IS NULL
+        AND revoked_at IS NULL AND family_expires_at > now RETURNING``); the claimed grant,
+        or None when it is unknown, another client's, rotated, revoked or expired."""
         ...
 
     def revoke_family(self, family_id: str, now: int) -> int: ...

@@ -58,13 +58,15 @@ class MemoryTokenStore:
                     return AuthorizationCode(**copy.deepcopy(values))
         return None
 
-    def consume_code(self, code_id: int, now: int) -> bool:
+    def claim_code(self, code_hash: str, client_id: str, now: int) -> AuthorizationCode | None:
         with self._lock:
-            values = self._codes.get(code_id)
-            if values is None or values["consumed_at"] is not None:
-                return False
-            values["consumed_at"] = now
-            return True
+            for values in self._codes.values():
+                if values["code_hash"] == code_hash:
+                    if values["client_id"] != client_id or values["consumed_at"] is not None:
+                        return None
+                    values["consumed_at"] = now
+                    return AuthorizationCode(**copy.deepcopy(values))
+        return None
 
     # --- grants ----------------------------------------------------------------------------
 
@@ -95,11 +97,14 @@ class MemoryTokenStore:
         with self._lock:
             return self._find("access_jti", jti)
 
-    def rotate(self, grant_id: str, now: int) -> Grant | None:
+    def claim_refresh(self, refresh_hash: str, client_id: str, now: int) -> Grant | None:
         with self._lock:
-            values = self._grants.get(grant_id)
+            values = next(
+                (v for v in self._grants.values() if v["refresh_hash"] == refresh_hash), None
+            )
             if (
                 values is None
+                or values["client_id"] != client_id
                 or values["rotated_at"] is not None
                 or values["revoked_at"] is not None
                 or values["family_expires_at"] <= now

@@ -163,7 +163,7 @@ class CodeGrant(AuthorizationCodeGrant):
     def create_token_response(self):
         row = self.request.authorization_code
         client = self.request.client
-        user = self.server.users.get(row.user_id)
+        user = self.server.users.read(row.user_id)
         if user is None or not user.usable:
             raise InvalidGrantError("The account is not active.")
         authn = Authentication(row.auth_time, row.acr, tuple(row.amr or ()), row.sid)
@@ -208,7 +208,7 @@ class RotatingRefreshGrant(RefreshTokenGrant):
             client.row,
             split_scope(self.request.payload.scope),
             audience,
-            self.server.users.get,
+            self.server.users.read,
         )
         if outcome.refused == "scope":
             raise InvalidScopeError("The requested scope exceeds the original grant.")

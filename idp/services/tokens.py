@@ -3,12 +3,14 @@
 Storage rules that matter for security, each enforced with one atomic statement of the
 :class:`~idp.persistence.TokenStore` so that parallel requests cannot both win:
 
-* a code is consumed by ``UPDATE … WHERE consumed_at IS NULL``; a second redemption finds it
-  consumed and revokes every token the first one issued (RFC 6749 §4.1.2, RFC 9700 §4.2.4);
-* a refresh token is rotated by ``UPDATE … WHERE rotated_at IS NULL … RETURNING``; presenting
-  a rotated token revokes its whole family (RFC 9700 §4.14.2); a family has an absolute
-  lifetime. The rotation and the successor's ``INSERT`` are one unit of work: a failure in
-  between leaves the old token as it was, so the client's retry is not taken for reuse.
+* a code is consumed by ``UPDATE … WHERE code_hash = … AND consumed_at IS NULL RETURNING``;
+  only when that claims nothing is the code looked up, and a second redemption, finding it
+  consumed, revokes every token the first one issued (RFC 6749 §4.1.2, RFC 9700 §4.2.4);
+* a refresh token is rotated by ``UPDATE … WHERE refresh_hash = … AND rotated_at IS NULL …
+  RETURNING``; only when that claims nothing is it looked up, and presenting a rotated token
+  revokes its whole family (RFC 9700 §4.14.2); a family has an absolute lifetime. The
+  rotation and the successor's ``INSERT`` are one unit of work: a failure in between leaves
+  the old token as it was, so the client's retry is not taken for reuse.
 """
 
 from __future__ import annotations
@@ -161,13 +163,19 @@ class TokenService:
         """Redeem ``code`` once. A replay revokes what the first redemption issued."""
         if not code or len(code) > 200:
             return None
+        code_hash, now = sha256_hex(code), self._now()
         with self._uow.transaction():
-            row = self._store.code_by_hash(sha256_hex(code))
-            if row is None or row.client_id != client_id:
-                return None
-            now = self._now()
-            if not self._store.consume_code(row.id, now):
-                self._store.revoke_code_families(row.id, now)
+            row = self._store.claim_code(code_hash, client_id, now)
+            if row is None:
+                # Nothing claimed: the code is unknown, another client's (left as it is), or
+                # spent already — only the last is a replay.
+                known = self._store.code_by_hash(code_hash)
+                if (
+                    known is not None
+                    and known.client_id == client_id
+                    and known.consumed_at is not None
+                ):
+                    self._store.revoke_code_families(known.id, now)
                 return None
         if row.expires_at <= now:
             return None
@@ -335,16 +343,22 @@ class TokenService:
         audience: Sequence[str],
         load_user: Callable[[str], User | None],
     ) -> Refreshed:
-        """RFC 6749 §6 with rotation (RFC 9700 §4.14.2), one unit of work: look the token
-        up, claim it with one conditional ``UPDATE … RETURNING``, ``INSERT`` its successor.
-        ``requested`` scopes must lie within the grant's; none means the grant's own."""
+        """RFC 6749 §6 with rotation (RFC 9700 §4.14.2), one unit of work: claim the token
+        with one conditional ``UPDATE … RETURNING``, ``INSERT`` its successor; the token is
+        looked up only when the claim fails (to tell reuse) or when ``requested`` names
+        scopes, which must lie within the grant's (checked before the token is spent); none
+        means the grant's own."""
+        if not refresh_token or len(refresh_token) > 200:
+            return Refreshed(refused="invalid")
+        refresh_hash = sha256_hex(refresh_token)
         with self._uow.transaction():
-            known = self.find_refresh(refresh_token)
-            if known is None or known.client_id != client.client_id:
-                return Refreshed(refused="invalid")
-            if requested and not set(requested) <= set(split_scope(known.scope)):
-                return Refreshed(refused="scope")
-            row = self._claim(known)
+            if requested:
+                known = self._store.grant_by_refresh(refresh_hash)
+                if known is None or known.client_id != client.client_id:
+                    return Refreshed(refused="invalid")
+                if not set(requested) <= set(split_scope(known.scope)):
+                    return Refreshed(refused="scope")
+            row = self._claim(refresh_hash, client.client_id)
             if row is None:
                 return Refreshed(refused="invalid")
             user = load_user(row.user_id) if row.user_id else None
@@ -360,20 +374,26 @@ class TokenService:
 
     def rotate_refresh(self, refresh_token: str, client_id: str) -> Grant | None:
         """Claim a refresh token for one rotation; reuse revokes the family."""
-        with self._uow.transaction():
-            row = self.find_refresh(refresh_token)
-            if row is None or row.client_id != client_id:
-                return None
-            return self._claim(row)
-
-    def _claim(self, row: Grant) -> Grant | None:
-        now = self._now()
-        if row.revoked_at is not None or row.family_expires_at <= now:
+        if not refresh_token or len(refresh_token) > 200:
             return None
-        claimed = self._store.rotate(row.id, now)
+        with self._uow.transaction():
+            return self._claim(sha256_hex(refresh_token), client_id)
+
+    def _claim(self, refresh_hash: str, client_id: str) -> Grant | None:
+        now = self._now()
+        claimed = self._store.claim_refresh(refresh_hash, client_id, now)
         if claimed is None:
-            # Rotated already (or revoked meanwhile): a replay, so the family ends.
-            self._store.revoke_family(row.family_id, now)
+            # Nothing claimed: unknown, another client's, revoked or expired (refused as it
+            # is), or rotated already — a replay, so the family ends.
+            known = self._store.grant_by_refresh(refresh_hash)
+            if (
+                known is not None
+                and known.client_id == client_id
+                and known.rotated_at is not None
+                and known.revoked_at is None
+                and known.family_expires_at > now
+            ):
+                self._store.revoke_family(known.family_id, now)
         return claimed
 
     # --- lookups and revocation ----------------------------------------------------------

@@ -7,7 +7,7 @@ import unicodedata
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,7 @@ from idp.services.audit import AuditService
 from idp.services.passwords import MAX_PASSWORD_LENGTH, PasswordHasher
 
 MIN_PASSWORD_LENGTH = 8
+_BY_ID = select(User.__table__).where(User.__table__.c.id == bindparam("id"))
 
 
 _NAME_PUNCTUATION = "-' ’"
@@ -121,6 +122,12 @@ class UserService:
 
     def get(self, user_id: str) -> User | None:
         return self._db.get(User, user_id)
+
+    def read(self, user_id: str) -> User | None:
+        """The account as a detached record, to read only (the token endpoint): one prebuilt
+        Core SELECT, without the ORM's loading and identity map; :meth:`get` for changes."""
+        row = self._db.execute(_BY_ID, {"id": user_id}).first()
+        return User(**row._mapping) if row is not None else None
 
     def finish_without_attachment(self, user: User) -> None:
         """«Завершить регистрацию без привязки лицевого счета» (help pages, «Третий шаг»):

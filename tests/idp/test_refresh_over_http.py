@@ -13,10 +13,11 @@ from tests.idp.uow_support import counting, issue_refresh, rows
 from tests.support import make_client, make_user
 
 
-def test_refresh_commits_once_in_four_statements(make_live):
+def test_refresh_commits_once_in_three_statements(make_live):
     """Before the unit of work the same refresh took 10 statements and 2 COMMITs (the old
     token's rotation committed before its successor existed); the client is read from the
-    process's cache since issue 10 (issue_refresh below has loaded it)."""
+    process's cache since issue 10 (issue_refresh below has loaded it), and the token is
+    claimed by its hash without being read first."""
     live = make_live(outbox_worker=False)  # its polling would be counted too
     client = make_client(live)
     user_id, _ = make_user(live)
@@ -30,8 +31,8 @@ def test_refresh_commits_once_in_four_statements(make_live):
         )
     assert response.status_code == 200, response.text
     assert counter.commits == 1, counter.statements
-    # grant by hash, UPDATE … RETURNING (rotation), user, INSERT (successor)
-    assert counter.statements == ["SELECT", "UPDATE", "SELECT", "INSERT"]
+    # UPDATE … WHERE refresh_hash … RETURNING (rotation), user, INSERT (successor)
+    assert counter.statements == ["UPDATE", "SELECT", "INSERT"]
 
 
 def test_parallel_refreshes_over_http_succeed_exactly_once(live):

@@ -200,3 +200,60 @@ def test_parallel_refreshes_of_one_token_succeed_exactly_once(backend):
     assert sum(o.refused is None for o in outcomes) == 1, [o.refused for o in outcomes]
     # The losers presented a rotated token: reuse, so the whole family is revoked.
     assert all(g["revoked_at"] is not None for g in backend.grants())
+
+
+def test_a_refresh_token_presented_by_another_client_is_refused_and_left_as_it_is(backend):
+    """The claim names the client: another client's presentation spends nothing and is not
+    taken for reuse, so the rightful client's next refresh still succeeds."""
+    old = first_tokens(backend)
+    tokens, load_user = backend.service()
+    other = Client(client_id="someone-else")
+    assert tokens.refresh(old, other, [], AUDIENCE, load_user).refused == "invalid"
+    assert refresh(backend, old).refused is None
+    assert all(g["revoked_at"] is None for g in backend.grants())
+
+
+# --- authorization codes: one conditional UPDATE … RETURNING, a lookup only when it fails ----
+
+
+def saved_code(backend) -> str:
+    tokens, _ = backend.service()
+    return tokens.save_code(
+        backend.client.client_id,
+        backend.user.id,
+        "https://rp.example/cb",
+        "openid offline_access",
+        "n-1",
+        "c" * 43,
+        "S256",
+        Authentication(int(time.time()), None, ("pwd",), None),
+    )
+
+
+def test_a_code_is_redeemed_once_and_its_replay_revokes_what_it_issued(backend):
+    code = saved_code(backend)
+    tokens, _ = backend.service()
+    row = tokens.consume_code(code, backend.client.client_id)
+    assert row is not None and row.nonce == "n-1" and row.consumed_at is not None
+    tokens.issue(
+        backend.client,
+        backend.user,
+        row.scope,
+        AUDIENCE,
+        authn=Authentication(row.auth_time, row.acr, tuple(row.amr), row.sid),
+        include_refresh=True,
+        code_id=row.id,
+    )
+    assert [g["revoked_at"] for g in backend.grants()] == [None]
+    tokens, _ = backend.service()
+    assert tokens.consume_code(code, backend.client.client_id) is None  # replay
+    assert all(g["revoked_at"] is not None for g in backend.grants())
+
+
+def test_a_code_presented_by_another_client_is_refused_and_left_unspent(backend):
+    code = saved_code(backend)
+    tokens, _ = backend.service()
+    assert tokens.consume_code(code, "someone-else") is None
+    assert tokens.consume_code("unknown-" + code, backend.client.client_id) is None
+    tokens, _ = backend.service()
+    assert tokens.consume_code(code, backend.client.client_id) is not None

@@ -8,10 +8,17 @@ from sqlalchemy.orm import Session, scoped_session
 
 from idp.adapters.sql.models import Client, SessionClient, SsoSession
 
+# INSERT … ON CONFLICT DO NOTHING, built once per dialect (SQLite, PostgreSQL).
+_NOTE_CLIENT = {
+    is_postgresql: dialect.insert(SessionClient.__table__).on_conflict_do_nothing()
+    for is_postgresql, dialect in ((False, sqlite), (True, postgresql))
+}
+
 
 class SqlSessionStore:
     def __init__(self, session: Session | scoped_session) -> None:
         self._db = session
+        self._postgresql: bool | None = None  # the bind's dialect, looked up once
 
     def add(self, session: SsoSession) -> None:
         self._db.add(session)
@@ -52,15 +59,13 @@ class SqlSessionStore:
         )
 
     def note_client(self, session_id: str, client_id: str) -> None:
-        if self._db.get(SessionClient, (session_id, client_id)) is not None:
-            return
-        # A parallel token request may insert the same pair: ignore it rather than fail, as
-        # an IntegrityError would end the caller's whole unit of work.
-        dialect = postgresql if self._db.get_bind().dialect.name == "postgresql" else sqlite
+        # One statement whether the pair is there or not: a pair already noted (by an
+        # earlier or a parallel token request) is left as it is, rather than failing with an
+        # IntegrityError that would end the caller's whole unit of work.
+        if self._postgresql is None:
+            self._postgresql = self._db.get_bind().dialect.name == "postgresql"
         self._db.execute(
-            dialect.insert(SessionClient)
-            .values(session_id=session_id, client_id=client_id)
-            .on_conflict_do_nothing()
+            _NOTE_CLIENT[self._postgresql], {"session_id": session_id, "client_id": client_id}
         )
 
     def clients_of(self, session_id: str) -> list[Client]:

@@ -1,12 +1,50 @@
 """The SQL adapter of :class:`idp.persistence.TokenStore`: every conditional step is one
-statement, so parallel requests on one code or refresh token cannot both win."""
+statement, so parallel requests on one code or refresh token cannot both win.
+
+The statements of the token endpoint's hot path (a code's claim, a refresh token's claim, a
+grant's INSERT) are Core statements built once, with bound parameters: SQLAlchemy compiles
+each once per dialect and finds it again without generating a cache key per request, and the
+rows they return are made into detached records without the ORM's flush, identity map or
+bulk-update bookkeeping.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session, scoped_session
 
 from idp.adapters.sql.models import AuthorizationCode, Grant
+
+_CODES = AuthorizationCode.__table__
+_GRANTS = Grant.__table__
+_GRANT_COLUMNS = [c.key for c in _GRANTS.columns]
+
+# A code is claimed only by the client it was issued to, and only once.
+_CLAIM_CODE = (
+    update(_CODES)
+    .where(
+        _CODES.c.code_hash == bindparam("hash"),
+        _CODES.c.client_id == bindparam("client"),
+        _CODES.c.consumed_at.is_(None),
+    )
+    .values(consumed_at=bindparam("now"))
+    .returning(*_CODES.columns)
+)
+# A refresh token is claimed only by its client, while live: not rotated, not revoked, its
+# family not expired.
+_CLAIM_REFRESH = (
+    update(_GRANTS)
+    .where(
+        _GRANTS.c.refresh_hash == bindparam("hash"),
+        _GRANTS.c.client_id == bindparam("client"),
+        _GRANTS.c.rotated_at.is_(None),
+        _GRANTS.c.revoked_at.is_(None),
+        _GRANTS.c.family_expires_at > bindparam("now"),
+    )
+    .values(rotated_at=bindparam("now"))
+    .returning(*_GRANTS.columns)
+)
+_INSERT_GRANT = insert(_GRANTS)
 
 
 class SqlTokenStore:
@@ -23,18 +61,20 @@ class SqlTokenStore:
             select(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash)
         )
 
-    def consume_code(self, code_id: int, now: int) -> bool:
-        claimed = self._db.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.id == code_id, AuthorizationCode.consumed_at.is_(None))
-            .values(consumed_at=now)
-        ).rowcount
-        return claimed == 1
+    def claim_code(self, code_hash: str, client_id: str, now: int) -> AuthorizationCode | None:
+        row = self._db.execute(
+            _CLAIM_CODE, {"hash": code_hash, "client": client_id, "now": now}
+        ).first()
+        return AuthorizationCode(**row._mapping) if row is not None else None
 
     # --- grants --------------------------------------------------------------------------
 
     def add_grant(self, grant: Grant) -> None:
-        self._db.add(grant)
+        # One INSERT now, not an ORM flush at commit; the instance stays detached (as the
+        # memory twin's are), which is all its callers read. Session.execute autoflushes
+        # before Core statements too (SQLAlchemy 2.0, #9809): a user or client the unit of
+        # work made as objects is written first, as the grant's foreign keys need.
+        self._db.execute(_INSERT_GRANT, {k: getattr(grant, k) for k in _GRANT_COLUMNS})
 
     def grant(self, grant_id: str) -> Grant | None:
         return self._db.get(Grant, grant_id)
@@ -45,20 +85,12 @@ class SqlTokenStore:
     def grant_by_jti(self, jti: str) -> Grant | None:
         return self._db.scalar(select(Grant).where(Grant.access_jti == jti))
 
-    def rotate(self, grant_id: str, now: int) -> Grant | None:
+    def claim_refresh(self, refresh_hash: str, client_id: str, now: int) -> Grant | None:
         # RETURNING (PostgreSQL; SQLite ≥ 3.35) hands back the row as claimed, under its lock.
-        return self._db.scalars(
-            update(Grant)
-            .where(
-                Grant.id == grant_id,
-                Grant.rotated_at.is_(None),
-                Grant.revoked_at.is_(None),
-                Grant.family_expires_at > now,
-            )
-            .values(rotated_at=now)
-            .returning(Grant),
-            execution_options={"populate_existing": True},
-        ).one_or_none()
+        row = self._db.execute(
+            _CLAIM_REFRESH, {"hash": refresh_hash, "client": client_id, "now": now}
+        ).first()
+        return Grant(**row._mapping) if row is not None else None
 
     def revoke_family(self, family_id: str, now: int) -> int:
         return self._db.execute(
