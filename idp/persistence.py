@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from idp.adapters.sql.models import AuthorizationCode, Client, Grant, SocialIdentity, SsoSession
+from idp.domain.access import AccessGrant
 from idp.domain.audit import AuditEvent
 
 
@@ -77,6 +78,17 @@ class TokenStore(Protocol):
     def revoke_for(
         self, user_id: str, now: int, client_id: str | None = None, sid: str | None = None
     ) -> int: ...
+
+    def access_by_jti(self, jti: str) -> AccessGrant | None:
+        """The unrevoked grant of access token ``jti`` with its holder, in one read."""
+        ...
+
+    def deny(self, jti: str, expires_at: int) -> None:
+        """Put a stateless (client_credentials) token's ``jti`` on the deny list until
+        ``expires_at``; a ``jti`` already there is left as it is."""
+        ...
+
+    def denied(self, jti: str) -> bool: ...
 
 
 class SessionStore(Protocol):

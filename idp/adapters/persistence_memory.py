@@ -15,7 +15,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from idp.adapters.sql.models import AuthorizationCode, Client, Grant, SsoSession
+from idp.adapters.sql.models import AuthorizationCode, Client, Grant, SsoSession, User
+from idp.domain.access import HOLDER_FIELDS, AccessGrant, Holder
 from idp.domain.audit import AuditEvent
 
 _CODE_COLUMNS = [c.key for c in AuthorizationCode.__table__.columns]
@@ -28,21 +29,26 @@ def _values(row, columns) -> dict:
 
 
 class MemoryTokenStore:
-    def __init__(self) -> None:
+    """``users`` looks an account up by id for :meth:`access_by_jti` (the accounts are not
+    this store's); without it a token's holder is unknown."""
+
+    def __init__(self, users: Callable[[str], User | None] | None = None) -> None:
+        self._users = users or (lambda _user_id: None)
         self._codes: dict[int, dict] = {}
         self._grants: dict[str, dict] = {}
+        self._denied: dict[str, int] = {}
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
 
     # --- snapshots for MemoryUnitOfWork ----------------------------------------------------
 
-    def snapshot(self) -> tuple[dict, dict]:
+    def snapshot(self) -> tuple[dict, dict, dict]:
         with self._lock:
-            return copy.deepcopy(self._codes), copy.deepcopy(self._grants)
+            return copy.deepcopy(self._codes), copy.deepcopy(self._grants), dict(self._denied)
 
-    def restore(self, snapshot: tuple[dict, dict]) -> None:
+    def restore(self, snapshot: tuple[dict, dict, dict]) -> None:
         with self._lock:
-            self._codes, self._grants = snapshot
+            self._codes, self._grants, self._denied = snapshot
 
     # --- codes -----------------------------------------------------------------------------
 
@@ -144,6 +150,37 @@ class MemoryTokenStore:
             ),
             now,
         )
+
+    def access_by_jti(self, jti: str) -> AccessGrant | None:
+        with self._lock:
+            found = self._find("access_jti", jti)
+        if found is None or found.revoked_at is not None:
+            return None
+        user = self._users(found.user_id) if found.user_id else None
+        return AccessGrant(
+            jti=jti,
+            client_id=found.client_id,
+            scope=found.scope,
+            audience=tuple(found.audience or ()),
+            issued_at=found.created_at,
+            expires_at=found.access_expires_at,
+            user_id=found.user_id,
+            auth_time=found.auth_time,
+            grant_id=found.id,
+            family_id=found.family_id,
+            has_refresh=found.refresh_hash is not None,
+            holder=(
+                Holder(**{name: getattr(user, name) for name in HOLDER_FIELDS}) if user else None
+            ),
+        )
+
+    def deny(self, jti: str, expires_at: int) -> None:
+        with self._lock:
+            self._denied.setdefault(jti, expires_at)
+
+    def denied(self, jti: str) -> bool:
+        with self._lock:
+            return jti in self._denied
 
 
 class MemorySessionStore:

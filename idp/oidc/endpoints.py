@@ -8,25 +8,37 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
 from idp.adapters.sql.models import Grant
+from idp.domain.access import AccessGrant
 from idp.oidc.grants import ALL_AUTH_METHODS
 
 
 @dataclass
 class TokenRef:
-    """A presented token resolved to its grant."""
+    """A presented token resolved: an access token (``access``) or a refresh token's grant
+    (``refresh``)."""
 
     kind: str  # "access_token" or "refresh_token"
-    grant: Grant
     active: bool
+    access: AccessGrant | None = None
+    refresh: Grant | None = None
+
+    @property
+    def client_id(self) -> str:
+        return self.access.client_id if self.access else self.refresh.client_id
+
+    @property
+    def audience(self) -> list[str]:
+        return list(self.access.audience if self.access else self.refresh.audience or ())
 
     def check_client(self, client) -> bool:
-        return self.grant.client_id == client.client_id
+        return self.client_id == client.client_id
 
     def is_expired(self) -> bool:
         return not self.active
 
     def is_revoked(self) -> bool:
-        return self.grant.revoked_at is not None
+        # An access token is found only while unrevoked (TokenService.find_access).
+        return self.refresh is not None and self.refresh.revoked_at is not None
 
 
 def resolve(tokens, token: str, hint: str | None, now: float) -> TokenRef | None:
@@ -37,14 +49,15 @@ def resolve(tokens, token: str, hint: str | None, now: float) -> TokenRef | None
     )
     for kind in order:
         if kind == "access_token":
-            found = tokens.find_access(token)
-            if found is not None:
-                grant, claims = found
-                return TokenRef(kind, grant, grant.access_expires_at > now)
+            access = tokens.find_access(token)
+            if access is not None:
+                # A person's token is good only while the account is (as at userinfo).
+                usable = access.user_id is None or (access.holder and access.holder.usable)
+                return TokenRef(kind, bool(usable) and access.expires_at > now, access=access)
         else:
             grant = tokens.find_refresh(token)
             if grant is not None:
-                return TokenRef(kind, grant, tokens.refresh_active(grant))
+                return TokenRef(kind, tokens.refresh_active(grant), refresh=grant)
     return None
 
 
@@ -65,10 +78,12 @@ class Revocation(RevocationEndpoint):
         return resolve(self.server.tokens, token_string, token_type_hint, self.server.clock())
 
     def revoke_token(self, token: TokenRef, request) -> None:
-        if token.kind == "refresh_token":
-            self.server.tokens.revoke_family(token.grant.family_id)
+        if token.refresh is not None:
+            self.server.tokens.revoke_family(token.refresh.family_id)
+        elif token.access.stateless:
+            self.server.tokens.deny(token.access)
         else:
-            self.server.tokens.revoke_access(token.grant.id)
+            self.server.tokens.revoke_access(token.access.grant_id)
 
 
 class Introspection(IntrospectionEndpoint):
@@ -81,24 +96,28 @@ class Introspection(IntrospectionEndpoint):
         return resolve(self.server.tokens, token_string, token_type_hint, self.server.clock())
 
     def check_permission(self, token: TokenRef, client, request) -> bool:
-        return token.grant.client_id == client.client_id or client.client_id in (
-            token.grant.audience or []
-        )
+        return token.client_id == client.client_id or client.client_id in token.audience
 
     def introspect_token(self, token: TokenRef) -> dict:
-        grant = token.grant
-        exp = grant.access_expires_at if token.kind == "access_token" else grant.family_expires_at
+        if token.access is not None:
+            access = token.access
+            token_type, user_id, exp = "Bearer", access.user_id, access.expires_at
+            scope, iat, auth_time = access.scope, access.issued_at, access.auth_time
+        else:
+            grant = token.refresh
+            token_type, user_id, exp = "refresh_token", grant.user_id, grant.family_expires_at
+            scope, iat, auth_time = grant.scope, grant.created_at, grant.auth_time
         body = {
             "active": True,
-            "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
-            "scope": grant.scope,
-            "client_id": grant.client_id,
-            "sub": grant.user_id or grant.client_id,
+            "token_type": token_type,
+            "scope": scope,
+            "client_id": token.client_id,
+            "sub": user_id or token.client_id,
             "iss": self.server.settings.issuer,
             "exp": exp,
-            "iat": grant.created_at,
-            "aud": grant.audience,
+            "iat": iat,
+            "aud": token.audience,
         }
-        if grant.auth_time:
-            body["auth_time"] = grant.auth_time
+        if auth_time:
+            body["auth_time"] = auth_time
         return body

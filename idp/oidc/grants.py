@@ -254,11 +254,11 @@ class ServiceCredentialsGrant(ClientCredentialsGrant):
 
     @hooked
     def create_token_response(self):
-        client = self.request.client
-        issued = self.server.tokens.issue(
-            client.row, None, self.request.granted_scope, self.request.audience
+        # Nothing is written: the token is stateless until revoked (TokenService.issue_service).
+        body = self.server.tokens.issue_service(
+            self.request.client.row, self.request.granted_scope, self.request.audience
         )
-        return 200, dict(issued.response), self.TOKEN_RESPONSE_HEADER
+        return 200, body, self.TOKEN_RESPONSE_HEADER
 
 
 USER_SCOPES = frozenset({"openid", "profile", "email", "phone", "offline_access"})

@@ -138,6 +138,9 @@ def build_services(
         clock,
         audit=audit,
     )
+    clients = ClientService(
+        session, uow, digest, settings.scopes_supported, clock, store, audit=audit
+    )
     tokens = TokenService(
         SqlTokenStore(session),
         uow,
@@ -151,6 +154,7 @@ def build_services(
             default_alg=settings.default_signing_alg,
         ),
         clock,
+        clients=clients.get,
     )
     throttle = LoginThrottle(
         store,
@@ -186,9 +190,7 @@ def build_services(
         digest=digest,
         hasher=hasher,
         keys=keys,
-        clients=ClientService(
-            session, uow, digest, settings.scopes_supported, clock, store, audit=audit
-        ),
+        clients=clients,
         users=users,
         sessions=sessions,
         consents=ConsentService(session, uow, tokens, clock),

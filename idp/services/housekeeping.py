@@ -8,6 +8,9 @@ stopped at any point; batches are safe when two replicas purge at once (see
 * authorization codes past their expiry;
 * SSO sessions past their expiry, or ended more than a day ago;
 * grants whose access token has expired, and whose refresh family (if any) has too;
+* deny-list entries (revoked client_credentials tokens) a minute after the token expired:
+  a missing entry would make a still-verifying token active again, so the margin covers
+  the verifier's 5 s leeway and clock skew between replicas;
 * outbox rows delivered or dead for ``outbox_days``, and the development mailbox likewise;
 * audit events older than ``audit_days`` (400 by default: a year and a bit of answers to
   "what happened to this account").
@@ -27,6 +30,7 @@ from idp.persistence import AuditLog, UnitOfWork
 
 DAY = 24 * 3600
 ENDED_SESSION_GRACE = DAY
+DENIED_TOKEN_GRACE = 60
 
 
 class Housekeeping(Protocol):
@@ -39,6 +43,8 @@ class Housekeeping(Protocol):
     def sessions(self, now: int, ended_before: int, batch: int) -> int: ...
 
     def grants(self, now: int, batch: int) -> int: ...
+
+    def revoked_tokens(self, before: int, batch: int) -> int: ...
 
     def outbox(self, before: int, batch: int) -> int: ...
 
@@ -77,6 +83,7 @@ class HousekeepingService:
             "codes": lambda n: self._store.codes(now, n),
             "sessions": lambda n: self._store.sessions(now, now - ENDED_SESSION_GRACE, n),
             "grants": lambda n: self._store.grants(now, n),
+            "revoked_tokens": lambda n: self._store.revoked_tokens(now - DENIED_TOKEN_GRACE, n),
             "outbox": lambda n: self._store.outbox(outbox_cutoff, n),
             "dev_mailbox": lambda n: self._store.dev_mailbox(outbox_cutoff, n),
             "audit": lambda n: self._audit.purge_before(now - self._retention.audit_days * DAY, n),

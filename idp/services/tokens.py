@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from idp.adapters.sql.models import AuthorizationCode, Client, Grant, User
+from idp.domain.access import SERVICE_JTI_PREFIX, AccessGrant, Holder
 from idp.domain.scopes import SCOPE_CLAIMS, split_scope
 from idp.persistence import TokenStore, UnitOfWork
 from idp.services.crypto import new_token, sha256_hex
@@ -74,7 +75,7 @@ def half_hash(value: str) -> str:
     return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
 
 
-def user_claims(user: User, scopes: Sequence[str]) -> dict:
+def user_claims(user: User | Holder, scopes: Sequence[str]) -> dict:
     """Claims released for ``scopes`` (OIDC Core §5.4), names as the user entered them."""
     claims: dict = {}
     if "profile" in scopes:
@@ -110,12 +111,16 @@ class TokenService:
         keys: KeyService,
         policy: TokenPolicy,
         clock: Callable[[], float] = time.time,
+        clients: Callable[[str], Client | None] = lambda _client_id: None,
     ) -> None:
+        """``clients`` looks a client up (ClientService.get, its per-process cache): a
+        client_credentials token is good only while its client is."""
         self._store = store
         self._uow = uow
         self._keys = keys
         self._policy = policy
         self._clock = clock
+        self._clients = clients
 
     @property
     def policy(self) -> TokenPolicy:
@@ -333,6 +338,30 @@ class TokenService:
             claims["sid"] = sid
         return self._keys.sign(claims, self._policy.default_alg, typ="at+jwt")
 
+    def issue_service(self, client: Client, scope: str, audience: Sequence[str]) -> dict:
+        """RFC 6749 §4.4: a client_credentials access token (RFC 9068) and nothing stored.
+        Its ``jti`` starts with ``svc.``; introspection checks the signature, the client (still
+        registered, within ClientService's bound) and the deny list, where revocation
+        (RFC 7009) puts the ``jti`` until the token expires (:meth:`deny`)."""
+        now = self._now()
+        claims = {
+            "iss": self._policy.issuer,
+            "sub": client.client_id,
+            "aud": audience[0] if len(audience) == 1 else list(audience),
+            "client_id": client.client_id,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self._policy.access_token_ttl,
+            "jti": SERVICE_JTI_PREFIX + new_token(18),
+            "scope": scope,
+        }
+        return {
+            "access_token": self._keys.sign(claims, self._policy.default_alg, typ="at+jwt"),
+            "token_type": "Bearer",
+            "expires_in": self._policy.access_token_ttl,
+            "scope": scope,
+        }
+
     # --- refresh tokens ------------------------------------------------------------------
 
     def refresh(
@@ -398,18 +427,45 @@ class TokenService:
 
     # --- lookups and revocation ----------------------------------------------------------
 
-    def find_access(self, token: str) -> tuple[Grant, dict] | None:
-        """The live grant of a JWT access token this provider issued, with its claims."""
+    def find_access(self, token: str) -> AccessGrant | None:
+        """What a live JWT access token this provider issued stands for: a person's token
+        with its grant and account (one joined read), or a client_credentials token."""
         try:
             claims = self._keys.verify(token, typ="at+jwt", issuer=self._policy.issuer)
         except TokenInvalid:
             return None
-        if not isinstance(claims.get("jti"), str):
+        jti = claims.get("jti")
+        if not isinstance(jti, str):
             return None
-        grant = self._store.grant_by_jti(claims["jti"])
-        if grant is None or grant.revoked_at is not None:
+        if jti.startswith(SERVICE_JTI_PREFIX):
+            return self._service_access(jti, claims)
+        return self._store.access_by_jti(jti)
+
+    def _service_access(self, jti: str, claims: dict) -> AccessGrant | None:
+        """A client_credentials token is live while its client is registered for that grant
+        (a client deleted, or deleted and registered anew, ends its tokens) and its ``jti``
+        is not on the deny list (one primary-key read)."""
+        client_id = claims.get("client_id")
+        if not isinstance(client_id, str) or claims.get("sub") != client_id:
             return None
-        return grant, claims
+        client = self._clients(client_id)
+        if (
+            client is None
+            or "client_credentials" not in (client.grant_types or ())
+            or claims["iat"] < client.created_at
+        ):
+            return None
+        if self._store.denied(jti):
+            return None
+        aud = claims.get("aud")
+        return AccessGrant(
+            jti=jti,
+            client_id=client_id,
+            scope=str(claims.get("scope") or ""),
+            audience=(aud,) if isinstance(aud, str) else tuple(aud or ()),
+            issued_at=claims["iat"],
+            expires_at=claims["exp"],
+        )
 
     def find_refresh(self, token: str) -> Grant | None:
         if not token or len(token) > 200:
@@ -427,6 +483,11 @@ class TokenService:
     def revoke_family(self, family_id: str) -> None:
         with self._uow.transaction():
             self._store.revoke_family(family_id, self._now())
+
+    def deny(self, access: AccessGrant) -> None:
+        """Revoke a client_credentials token: its ``jti`` on the deny list until it expires."""
+        with self._uow.transaction():
+            self._store.deny(access.jti, access.expires_at)
 
     def revoke_access(self, grant_id: str) -> None:
         """Revoke one access token; its refresh token, if any, goes with it."""

@@ -198,19 +198,19 @@ def userinfo():
         response = _bearer_error(401, "invalid_request", "Bearer token required")
         response.headers["WWW-Authenticate"] = f'Bearer realm="{settings().issuer}"'
         return response
-    found = services().tokens.find_access(token)
-    if found is None:
+    # The grant and its account come in one read (TokenService.find_access).
+    access = services().tokens.find_access(token)
+    if access is None:
         return _bearer_error(401, "invalid_token", "The access token is invalid")
-    grant, claims = found
-    if settings().issuer not in (grant.audience or []):
+    if settings().issuer not in access.audience:
         return _bearer_error(401, "invalid_token", "The access token is not for this resource")
-    scopes = split_scope(grant.scope)
-    if "openid" not in scopes or not grant.user_id:
+    scopes = split_scope(access.scope)
+    if "openid" not in scopes or not access.user_id:
         return _bearer_error(403, "insufficient_scope", "The openid scope is required")
-    user = services().users.get(grant.user_id)
-    if user is None or not user.usable:
+    holder = access.holder
+    if holder is None or not holder.usable:
         return _bearer_error(401, "invalid_token", "The access token is invalid")
-    return jsonify({"sub": user.id, **user_claims(user, scopes)})
+    return jsonify({"sub": holder.id, **user_claims(holder, scopes)})
 
 
 # --- RP-initiated logout -------------------------------------------------------------------------

@@ -14,12 +14,14 @@ UNAVAILABLE = "Сервис временно недоступен"
 
 
 class Traffic:
-    """Token requests (the database on every one) and readiness probes in a loop, recording
-    each status, until stopped."""
+    """Token requests (no database once the client is cached), introspection of the token
+    (the deny list read on every one) and readiness probes in a loop, recording each status,
+    until stopped."""
 
     def __init__(self, live, client) -> None:
         self._live, self._client = live, client
         self.seen: list[tuple[str, int, str]] = []
+        self._token = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -33,6 +35,15 @@ class Traffic:
                 timeout=30,
             )
             self.seen.append(("token", token.status_code, token.text))
+            if token.status_code == 200:
+                self._token = token.json()["access_token"]
+            introspected = http.post(
+                f"{self._live.url}/introspect",
+                data={"token": self._token},
+                auth=(self._client.client_id, self._client.secret),
+                timeout=30,
+            )
+            self.seen.append(("introspect", introspected.status_code, introspected.text))
             ready = http.get(f"{self._live.url}/readyz", timeout=30)
             self.seen.append(("readyz", ready.status_code, ready.text))
 
@@ -80,7 +91,7 @@ def test_postgres_restart_under_traffic(own_postgres, start_idp):
     statuses = {code for _, code, _ in traffic.seen}
     assert statuses <= {200, 503}, statuses
     down = [(kind, text) for kind, code, text in traffic.seen[before:] if code == 503]
-    assert down
+    assert {kind for kind, _ in down} >= {"readyz", "introspect"}
     for kind, text in down:
         assert "Traceback" not in text and "psycopg" not in text
         if kind == "readyz":

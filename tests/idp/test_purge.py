@@ -14,6 +14,7 @@ from idp.adapters.sql.models import (
     AuthorizationCode,
     Grant,
     OutboxEntry,
+    RevokedToken,
     SessionClient,
     SsoSession,
     Verification,
@@ -145,6 +146,7 @@ def test_purge_deletes_what_is_due_in_batches_and_keeps_the_rest(make_live):
         "codes": 3,
         "sessions": 2,
         "grants": 2,
+        "revoked_tokens": 0,
         "outbox": 2,
         "dev_mailbox": 0,
         "audit": 5,
@@ -159,6 +161,25 @@ def test_purge_deletes_what_is_due_in_batches_and_keeps_the_rest(make_live):
     assert count(live, AuditEntry) == 3
     with live.ctx():
         assert live.services.housekeeping.purge(batch=2) == dict.fromkeys(deleted, 0)
+
+
+def test_purge_removes_expired_deny_list_entries_only(live):
+    """Revoked client_credentials tokens: an entry goes a minute after its token expired
+    (DENIED_TOKEN_GRACE, beyond the verifier's 5 s leeway), never while the token verifies."""
+    now = int(live.clock())
+    with live.ctx():
+        db.session.add_all(
+            [
+                *(RevokedToken(jti=f"svc.gone{i}", expires_at=now - 61 - i) for i in range(3)),
+                RevokedToken(jti="svc.just-expired", expires_at=now - 3),  # still verifies
+                RevokedToken(jti="svc.live", expires_at=now + 300),
+            ]
+        )
+        db.session.commit()
+        assert live.services.housekeeping.purge(batch=2)["revoked_tokens"] == 3
+        left = set(db.session.scalars(select(RevokedToken.jti)))
+        db.session.remove()
+    assert left == {"svc.just-expired", "svc.live"}
 
 
 def test_two_purges_at_once_share_the_work(live):

@@ -78,9 +78,9 @@ class Backend:
             password_changed_at=now,
         )
         if kind == "memory":
-            self.store = MemoryTokenStore()
-            self.uow = MemoryUnitOfWork(self.store)
             self.users = {self.user.id: self.user}
+            self.store = MemoryTokenStore(users=self.users.get)
+            self.uow = MemoryUnitOfWork(self.store)
             return
         _reset(url)
         self.opened: list = []
@@ -97,6 +97,14 @@ class Backend:
         self.opened.append(session)  # closed at the end: an open read would block _reset
         tokens = TokenService(SqlTokenStore(session), SqlUnitOfWork(session), self.keys, POLICY)
         return tokens, lambda user_id: session.get(User, user_id)
+
+    def ports(self) -> tuple[object, object]:
+        """A token store and its unit of work, as a TokenService of this backend has them."""
+        if self.kind == "memory":
+            return self.store, self.uow
+        session = self.sessions()
+        self.opened.append(session)
+        return SqlTokenStore(session), SqlUnitOfWork(session)
 
     def grants(self) -> list[Grant]:
         if self.kind == "memory":
@@ -257,3 +265,26 @@ def test_a_code_presented_by_another_client_is_refused_and_left_unspent(backend)
     assert tokens.consume_code("unknown-" + code, backend.client.client_id) is None
     tokens, _ = backend.service()
     assert tokens.consume_code(code, backend.client.client_id) is not None
+
+def test_the_access_read_and_the_deny_list(backend):
+    """The store's side of userinfo and introspection: a person's unrevoked grant with its
+    account in one read; the deny list of client_credentials tokens, a second entry no error."""
+    tokens, _ = backend.service()
+    issued = tokens.issue(backend.client, backend.user, "openid profile", AUDIENCE)
+    store, uow = backend.ports()
+    found = store.access_by_jti(issued.grant.access_jti)
+    assert (found.grant_id, found.user_id, found.client_id) == (
+        issued.grant.id,
+        backend.user.id,
+        backend.client.client_id,
+    )
+    assert found.audience == tuple(AUDIENCE) and not found.has_refresh and not found.stateless
+    assert found.holder.given_name == "Иван" and found.holder.usable
+    assert store.access_by_jti("no-such-jti") is None
+    tokens.revoke_access(issued.grant.id)
+    assert store.access_by_jti(issued.grant.access_jti) is None
+    with uow.transaction():
+        store.deny("svc.revoked", int(time.time()) + 60)
+    with uow.transaction():
+        store.deny("svc.revoked", int(time.time()) + 60)
+    assert store.denied("svc.revoked") and not store.denied("svc.other")

@@ -17,6 +17,7 @@ from idp.adapters.sql.models import (
     Grant,
     OutboxEntry,
     OutboxMessage,
+    RevokedToken,
     SessionClient,
     SsoSession,
     Verification,
@@ -79,6 +80,12 @@ class SqlHousekeeping:
             Grant.refresh_hash.is_(None) | (Grant.family_expires_at < now)
         )
         return delete_batch(self._db, Grant, Grant.id, done, batch)
+
+    def revoked_tokens(self, before: int, batch: int) -> int:
+        """Deny-list entries of client_credentials tokens that expired before ``before``."""
+        return delete_batch(
+            self._db, RevokedToken, RevokedToken.jti, RevokedToken.expires_at < before, batch
+        )
 
     def outbox(self, before: int, batch: int) -> int:
         """Delivered or dead side effects, and never-delivered ones long expired."""

@@ -23,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from idp.domain.access import account_usable
+
 
 class Base(DeclarativeBase):
     """Declarative base shared by every model."""
@@ -65,7 +67,7 @@ class User(Base):
     @property
     def usable(self) -> bool:
         """May sign in and use its tokens: an active account not blocked by support."""
-        return self.status == "active" and self.blocked_at is None
+        return account_usable(self.status, self.blocked_at)
 
 
 class Client(Base):
@@ -160,6 +162,20 @@ class Grant(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     rotated_at: Mapped[int | None] = mapped_column(BigInteger)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RevokedToken(Base):
+    """A revoked access token that has no grant row: a client_credentials token (RFC 7009).
+
+    Service tokens are not stored when issued; revoking one stores its ``jti`` here until the
+    token's own ``exp``, after which the signature check refuses it anyway and ``idp purge``
+    removes the row. Introspection reads it by primary key.
+    """
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
 class SsoSession(Base):

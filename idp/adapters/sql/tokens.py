@@ -11,9 +11,32 @@ bulk-update bookkeeping.
 from __future__ import annotations
 
 from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, scoped_session
 
-from idp.adapters.sql.models import AuthorizationCode, Grant
+from idp.adapters.sql.models import AuthorizationCode, Grant, RevokedToken, User
+from idp.domain.access import HOLDER_FIELDS, AccessGrant, Holder
+
+_grants, _users = Grant.__table__, User.__table__
+# A person's live access token and its account in one indexed read (access_jti is unique),
+# as plain rows: no ORM objects are built for a userinfo or introspection request.
+_ACCESS = (
+    select(
+        _grants.c.id,
+        _grants.c.family_id,
+        _grants.c.client_id,
+        _grants.c.user_id,
+        _grants.c.scope,
+        _grants.c.audience,
+        _grants.c.created_at,
+        _grants.c.access_expires_at,
+        _grants.c.auth_time,
+        _grants.c.refresh_hash.is_not(None).label("has_refresh"),
+        *(_users.c[name].label(f"holder_{name}") for name in HOLDER_FIELDS),
+    )
+    .select_from(_grants.outerjoin(_users, _users.c.id == _grants.c.user_id))
+    .where(_grants.c.revoked_at.is_(None))
+)
 
 _CODES = AuthorizationCode.__table__
 _GRANTS = Grant.__table__
@@ -123,3 +146,42 @@ class SqlTokenStore:
         if sid:
             query = query.where(Grant.sid == sid)
         return self._db.execute(query.values(revoked_at=now)).rowcount
+
+    # --- access tokens, read for userinfo and introspection ---------------------------------
+
+    def access_by_jti(self, jti: str) -> AccessGrant | None:
+        row = self._db.execute(_ACCESS.where(_grants.c.access_jti == jti)).first()
+        if row is None:
+            return None
+        fields = row._mapping
+        holder = None
+        if fields["holder_id"] is not None:
+            holder = Holder(**{name: fields[f"holder_{name}"] for name in HOLDER_FIELDS})
+        return AccessGrant(
+            jti=jti,
+            client_id=row.client_id,
+            scope=row.scope,
+            audience=tuple(row.audience or ()),
+            issued_at=row.created_at,
+            expires_at=row.access_expires_at,
+            user_id=row.user_id,
+            auth_time=row.auth_time,
+            grant_id=row.id,
+            family_id=row.family_id,
+            has_refresh=bool(row.has_refresh),
+            holder=holder,
+        )
+
+    # --- the deny list of revoked client_credentials tokens --------------------------------
+
+    def deny(self, jti: str, expires_at: int) -> None:
+        """Put ``jti`` on the deny list; already there (a second revocation) is no error."""
+        dialect = postgresql if self._db.get_bind().dialect.name == "postgresql" else sqlite
+        self._db.execute(
+            dialect.insert(RevokedToken)
+            .values(jti=jti, expires_at=expires_at)
+            .on_conflict_do_nothing(index_elements=["jti"])
+        )
+
+    def denied(self, jti: str) -> bool:
+        return self._db.scalar(select(RevokedToken.jti).where(RevokedToken.jti == jti)) is not None
