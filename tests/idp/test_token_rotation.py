@@ -266,6 +266,7 @@ def test_a_code_presented_by_another_client_is_refused_and_left_unspent(backend)
     tokens, _ = backend.service()
     assert tokens.consume_code(code, backend.client.client_id) is not None
 
+
 def test_the_access_read_and_the_deny_list(backend):
     """The store's side of userinfo and introspection: a person's unrevoked grant with its
     account in one read; the deny list of client_credentials tokens, a second entry no error."""
