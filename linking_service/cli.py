@@ -42,6 +42,7 @@ def main() -> None:
 def serve() -> None:
     """Serve gRPC on LINKING_LISTEN (127.0.0.1:50051) until SIGTERM or SIGINT, then drain
     for at most LINKING_SHUTDOWN_GRACE seconds (10)."""
+    from linking_service.adapters.billing_sql import release_large_buffers
     from linking_service.adapters.sql.db import SchemaBehind
     from linking_service.observability import configure_logging, serve_metrics
     from linking_service.server import build
@@ -50,6 +51,7 @@ def serve() -> None:
     stop = StopSignal()
     settings = _settings()
     configure_logging(settings.log_format)
+    release_large_buffers()  # argon2id's buffers not kept per thread (see there)
     try:
         server = build(settings)
     except SchemaBehind as exc:

@@ -66,25 +66,40 @@ def _bearer(metadata) -> str:
 
 
 class AuthInterceptor(grpc.ServerInterceptor):
+    """The guarded handler of a method is built once and reused (grpc asks the interceptors
+    on every RPC): everything per call — the token, the deadline — is read from the call's
+    own context, never from the cached wrapper."""
+
     def __init__(self, verifier) -> None:
         self._verifier = verifier
+        # method -> (the handler wrapped, its guarded handler); one entry per served method.
+        self._guarded: dict[str, tuple[object, grpc.RpcMethodHandler]] = {}
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None or method.startswith(PUBLIC):
             return handler
+        cached = self._guarded.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        guarded = self._guard(method, handler)
+        self._guarded[method] = (handler, guarded)
+        return guarded
+
+    def _guard(self, method: str, handler) -> grpc.RpcMethodHandler:
         scope = METHOD_SCOPES.get(method[len(SERVICE) :]) if method.startswith(SERVICE) else None
-        metadata = handler_call_details.invocation_metadata
+        verify = self._verifier.verify
 
         def guard(context: grpc.ServicerContext) -> Principal:
             try:
-                principal = self._verifier.verify(_bearer(metadata))
+                principal = verify(_bearer(context.invocation_metadata()))
                 if scope is None or scope not in principal.scopes:
                     raise PermissionDenied(f"the token lacks the scope {scope!r}")
             except LinkingError as error:
                 _abort(context, error)
-            if context.time_remaining() is not None and context.time_remaining() <= 0:
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= 0:
                 context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
             return principal
 

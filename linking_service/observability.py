@@ -89,26 +89,51 @@ def _request_id(metadata) -> str:
 
 
 class ObservingInterceptor(grpc.ServerInterceptor):
-    """Request id, count, latency and an access line for every RPC, of every handler kind."""
+    """Request id, count, latency and an access line for every RPC, of every handler kind.
+
+    The observed handler of a method is built once (grpc asks on every RPC) and reads the
+    request id from the call's own metadata; the metric children of a (method, code) are
+    looked up once too."""
+
+    def __init__(self) -> None:
+        # method -> (the handler wrapped, its observed handler); one entry per served method.
+        self._observed: dict[str, tuple[object, grpc.RpcMethodHandler]] = {}
+        # (method, code) -> (counter child, histogram child)
+        self._metrics: dict[tuple[str, str], tuple] = {}
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
         if handler is None:
             return None
         method = handler_call_details.method
-        request_id = _request_id(handler_call_details.invocation_metadata)
+        cached = self._observed.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        observed = self._observe(method, handler)
+        self._observed[method] = (handler, observed)
+        return observed
 
+    def _children(self, method: str, code: str) -> tuple:
+        children = self._metrics.get((method, code))
+        if children is None:
+            children = (RPCS.labels(method, code), RPC_LATENCY.labels(method, code))
+            self._metrics[(method, code)] = children
+        return children
+
+    def _observe(self, method: str, handler) -> grpc.RpcMethodHandler:
         def finish(context, started: float, failed: bool) -> None:
             code = context.code() or (grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK)
             name = code.name if isinstance(code, grpc.StatusCode) else str(code)
             elapsed = time.perf_counter() - started
-            RPCS.labels(method, name).inc()
-            RPC_LATENCY.labels(method, name).observe(elapsed)
+            count, latency = self._children(method, name)
+            count.inc()
+            latency.observe(elapsed)
             access_log.info("%s %s %.3fs", method, name, elapsed)
 
         def unary_response(behavior):
             def run(request, context):
-                token, started, failed = bind_request_id(request_id), time.perf_counter(), True
+                token = bind_request_id(_request_id(context.invocation_metadata()))
+                started, failed = time.perf_counter(), True
                 try:
                     result = behavior(request, context)
                     failed = False
@@ -121,7 +146,8 @@ class ObservingInterceptor(grpc.ServerInterceptor):
 
         def stream_response(behavior):
             def run(request, context):
-                token, started, failed = bind_request_id(request_id), time.perf_counter(), True
+                token = bind_request_id(_request_id(context.invocation_metadata()))
+                started, failed = time.perf_counter(), True
                 try:
                     yield from behavior(request, context)
                     failed = False

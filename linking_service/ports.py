@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from linking_service.domain import BillingAccount
@@ -16,6 +16,10 @@ class BillingDirectory(Protocol):
     """
 
     def find_account(self, number: str) -> BillingAccount | None: ...
+
+    def find_accounts(self, numbers: Iterable[str]) -> dict[str, BillingAccount]:
+        """Those of ``numbers`` that exist, by number: one lookup for a list of accounts."""
+        ...
 
     def accounts_by_phone(self, region: str, phone: str) -> list[BillingAccount]:
         """Accounts in ``region`` listing ``phone`` as a contact or a Home Phone number."""

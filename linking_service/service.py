@@ -11,11 +11,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from linking_service.adapters.sql.db import read_only_sessions, transaction
+from linking_service.adapters.sql.db import read_engine, read_only_sessions, transaction
 from linking_service.adapters.sql.models import LinkEventRow, LinkRow
 from linking_service.adapters.sql.outbox import append_event, lock_outbox
 from linking_service.config import LinkingSettings
@@ -31,6 +31,17 @@ from linking_service.domain import (
 from linking_service.ports import BillingDirectory
 from linking_service.regions import check_region
 
+_LINKS = LinkRow.__table__
+# The hot reads, built once: Core statements on a pooled connection, no ORM session per call.
+_ACCOUNTS_OF = (
+    select(_LINKS.c.account_number, _LINKS.c.attached_at)
+    .where(_LINKS.c.subject == bindparam("subject"))
+    .order_by(_LINKS.c.account_number)
+)
+_OWNER_OF = select(_LINKS.c.subject, _LINKS.c.attached_at).where(
+    _LINKS.c.account_number == bindparam("number")
+)
+
 
 class LinkingService:
     def __init__(
@@ -43,6 +54,8 @@ class LinkingService:
         self._sessions = sessions
         # Reads that never wait for a writer's lock (SQLite: BEGIN DEFERRED under WAL).
         self._reads = read_only_sessions(sessions)
+        # Single-statement reads: autocommit on PostgreSQL (see read_engine).
+        self._read = read_engine(sessions)
         self._directory = directory
         self._settings = settings
         self._clock = clock
@@ -52,15 +65,17 @@ class LinkingService:
 
     # --- reading ------------------------------------------------------------------------------
 
-    def _attached(self, rows: Sequence[LinkRow]) -> list[AttachedAccount]:
+    def _attached(self, links: Sequence[tuple[str, int | None]]) -> list[AttachedAccount]:
+        """``(account number, attached_at)`` pairs with the directory's data: one lookup."""
+        accounts = self._directory.find_accounts([number for number, _ in links]) if links else {}
         result = []
-        for row in rows:
-            account = self._directory.find_account(row.account_number)
+        for number, attached_at in links:
+            account = accounts.get(number)
             result.append(
                 AttachedAccount(
-                    number=row.account_number,
+                    number=number,
                     region=account.region if account else "",
-                    attached_at=row.attached_at,
+                    attached_at=attached_at,
                     services=tuple(dict.fromkeys(s.kind for s in account.services))
                     if account
                     else (),
@@ -69,20 +84,14 @@ class LinkingService:
         return result
 
     def accounts_of(self, subject: str) -> list[AttachedAccount]:
-        with transaction(self._reads) as db:
-            rows = list(
-                db.scalars(
-                    select(LinkRow)
-                    .where(LinkRow.subject == subject)
-                    .order_by(LinkRow.account_number)
-                )
-            )
-        return self._attached(rows)
+        with self._read.connect() as connection:
+            links = connection.execute(_ACCOUNTS_OF, {"subject": subject}).all()
+        return self._attached(links)
 
     def owner_of(self, account_number: str) -> tuple[str | None, int | None]:
         check_account_number(account_number)
-        with transaction(self._reads) as db:
-            row = db.get(LinkRow, account_number)
+        with self._read.connect() as connection:
+            row = connection.execute(_OWNER_OF, {"number": account_number}).first()
         if row is None or row.subject is None:
             return None, None
         return row.subject, row.attached_at

@@ -111,3 +111,22 @@ def test_health_stays_public(server):
     answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
     assert answer.status == health_pb2.HealthCheckResponse.SERVING
     assert verifier.tokens == []
+
+
+def test_each_call_is_judged_by_its_own_token(server):
+    """The guarded handler of a method is built once and reused: the token, and so the
+    principal, still come from each call's own metadata."""
+    channel, verifier = server
+    call = channel.stream_unary(f"/{SERVICE}/ListAccounts")
+    for token in ("good", "forged", "auto", None, "good"):
+        md = bearer(token) if token else None
+        if token == "good":
+            assert call(iter([b"a"]), metadata=md, timeout=10) == b"a/sub-good"
+            continue
+        with pytest.raises(grpc.RpcError) as info:
+            call(iter([b"a"]), metadata=md, timeout=10)
+        assert info.value.code() in (
+            grpc.StatusCode.UNAUTHENTICATED,
+            grpc.StatusCode.PERMISSION_DENIED,
+        )
+    assert verifier.tokens == ["good", "forged", "auto", "good"]

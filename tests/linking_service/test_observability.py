@@ -127,3 +127,24 @@ def test_secrets_in_a_linking_log_line_are_hidden(json_lines):
     assert jwt not in line["message"] and "eyJ" not in line["message"]
     assert "+79995551234" not in line["message"] and "anna@" not in line["message"]
     assert flow in line["message"]  # identifiers stay readable
+
+
+def test_each_rpc_logs_its_own_request_id(linking, json_lines):
+    """The observed handler of a method is built once and reused: the request id still comes
+    from each call's own metadata (a fresh one when the caller sent none or a bad one)."""
+    token = linking.service_token("linking:read")
+    linking.add_account("590000000778", phones=["+79995550778"])
+    sent = ["req-" + uuid.uuid4().hex[:12] for _ in range(2)] + [None, "bad id with spaces"]
+    for request_id in sent:
+        metadata = linking.auth(token) + ((("x-request-id", request_id),) if request_id else ())
+        linking.stub.GetAccountOwner(
+            pb.GetAccountOwnerRequest(account_number="590000000778"), metadata=metadata
+        )
+    lines = [json.loads(line) for line in json_lines.getvalue().splitlines() if line]
+    ids = [
+        line.get("request_id")
+        for line in lines
+        if line["logger"] == "linking_service.access" and OWNER in line["message"]
+    ]
+    assert ids[:2] == sent[:2], lines
+    assert len(ids) == 4 and len(set(ids)) == 4 and "bad id with spaces" not in ids

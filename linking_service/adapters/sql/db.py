@@ -15,6 +15,8 @@ from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from linking_service.adapters.sql.pool import ping_when_idle
+
 #: Marks connections that only read: on SQLite they begin DEFERRED and never wait for the
 #: write lock (in WAL mode a reader never waits for a writer).
 READ_ONLY = "linking_read_only"
@@ -43,7 +45,9 @@ def make_engine(url: str) -> Engine:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_size=10, max_overflow=20)
+    ping_when_idle(engine)  # not pool_pre_ping: no SELECT 1 before every statement
+    return engine
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:
@@ -55,6 +59,19 @@ def read_only_sessions(sessions: sessionmaker[Session]) -> sessionmaker[Session]
     the write lock another unit of work of this process holds."""
     engine = sessions.kw["bind"].execution_options(**{READ_ONLY: True})
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def read_engine(sessions: sessionmaker[Session]) -> Engine:
+    """The engine of ``sessions`` for reads made of ONE statement each (the hot RPCs).
+
+    On PostgreSQL in autocommit: a single SELECT is its own snapshot, so the BEGIN and the
+    COMMIT around it were two round trips that bought nothing. On SQLite marked read-only
+    (``BEGIN DEFERRED``: never waits for a writer). Never joins a unit of work: a read that
+    must see the current transaction's writes uses that transaction's session instead."""
+    engine = sessions.kw["bind"]
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
