@@ -35,7 +35,10 @@ _ACCESS = (
         *(_users.c[name].label(f"holder_{name}") for name in HOLDER_FIELDS),
     )
     .select_from(_grants.outerjoin(_users, _users.c.id == _grants.c.user_id))
-    .where(_grants.c.revoked_at.is_(None))
+    .where(_grants.c.revoked_at.is_(None), _grants.c.access_jti == bindparam("jti"))
+)
+_DENIED = select(RevokedToken.__table__.c.jti).where(
+    RevokedToken.__table__.c.jti == bindparam("jti")
 )
 
 _CODES = AuthorizationCode.__table__
@@ -150,7 +153,9 @@ class SqlTokenStore:
     # --- access tokens, read for userinfo and introspection ---------------------------------
 
     def access_by_jti(self, jti: str) -> AccessGrant | None:
-        row = self._db.execute(_ACCESS.where(_grants.c.access_jti == jti)).first()
+        # Built once with a bound parameter: no clause construction or cache key per request
+        # (they were a quarter of userinfo's Python time in a py-spy profile).
+        row = self._db.execute(_ACCESS, {"jti": jti}).first()
         if row is None:
             return None
         fields = row._mapping
@@ -184,4 +189,4 @@ class SqlTokenStore:
         )
 
     def denied(self, jti: str) -> bool:
-        return self._db.scalar(select(RevokedToken.jti).where(RevokedToken.jti == jti)) is not None
+        return self._db.scalar(_DENIED, {"jti": jti}) is not None
