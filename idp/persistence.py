@@ -58,8 +58,6 @@ class TokenStore(Protocol):
 
     def grant_by_refresh(self, refresh_hash: str) -> Grant | None: ...
 
-    def grant_by_jti(self, jti: str) -> Grant | None: ...
-
     def claim_refresh(self, refresh_hash: str, client_id: str, now: int) -> Grant | None:
         """Claim a live refresh token of ``client_id`` for one rotation, in one step
         (``UPDATE … SET rotated_at WHERE refresh_hash AND client_id AND rotated_at IS NULL

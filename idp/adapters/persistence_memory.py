@@ -99,10 +99,6 @@ class MemoryTokenStore:
         with self._lock:
             return self._find("refresh_hash", refresh_hash)
 
-    def grant_by_jti(self, jti: str) -> Grant | None:
-        with self._lock:
-            return self._find("access_jti", jti)
-
     def claim_refresh(self, refresh_hash: str, client_id: str, now: int) -> Grant | None:
         with self._lock:
             values = next(

@@ -401,13 +401,6 @@ class TokenService:
             )
             return Refreshed(issued=issued, user=user, previous=row)
 
-    def rotate_refresh(self, refresh_token: str, client_id: str) -> Grant | None:
-        """Claim a refresh token for one rotation; reuse revokes the family."""
-        if not refresh_token or len(refresh_token) > 200:
-            return None
-        with self._uow.transaction():
-            return self._claim(sha256_hex(refresh_token), client_id)
-
     def _claim(self, refresh_hash: str, client_id: str) -> Grant | None:
         now = self._now()
         claimed = self._store.claim_refresh(refresh_hash, client_id, now)

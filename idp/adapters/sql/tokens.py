@@ -108,9 +108,6 @@ class SqlTokenStore:
     def grant_by_refresh(self, refresh_hash: str) -> Grant | None:
         return self._db.scalar(select(Grant).where(Grant.refresh_hash == refresh_hash))
 
-    def grant_by_jti(self, jti: str) -> Grant | None:
-        return self._db.scalar(select(Grant).where(Grant.access_jti == jti))
-
     def claim_refresh(self, refresh_hash: str, client_id: str, now: int) -> Grant | None:
         # RETURNING (PostgreSQL; SQLite ≥ 3.35) hands back the row as claimed, under its lock.
         row = self._db.execute(
